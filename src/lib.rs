@@ -3,10 +3,10 @@
 
 pub mod proto;
 
-#[cfg(feature = "mime")]
-pub mod mime;
-
-#[cfg(feature = "testing")]
-pub mod testing;
-
 pub use proto::address::{Address, AddressError, EhloName, Envelope, EnvelopeError};
+pub use proto::error::{Error, Extension, Fault, InputError, Phase, ProtocolError};
+pub use proto::params::MessageOptions;
+pub use proto::reply::Reply;
+pub use proto::sasl::{Credentials, Mechanism, Secret};
+pub use proto::session::{MessageId, RecipientResult, SendReport, TlsPolicy};
+pub use proto::timeouts::Timeouts;

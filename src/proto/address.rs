@@ -140,8 +140,8 @@ impl fmt::Debug for Address {
 }
 
 fn check_controls(what: &'static str, bytes: &[u8]) -> Result<(), AddressError> {
-    match bytes.iter().position(|&b| b < 0x20 || b == 0x7f) {
-        Some(offset) => Err(AddressError::ControlByte { what, byte: bytes[offset], offset }),
+    match bytes.iter().enumerate().find(|&(_, &b)| b < 0x20 || b == 0x7f) {
+        Some((offset, &byte)) => Err(AddressError::ControlByte { what, byte, offset }),
         None => Ok(()),
     }
 }

@@ -1,0 +1,158 @@
+//! SMTP commands, encoded from validated values into the caller's buffer.
+
+use super::address::{Address, EhloName};
+use super::params::{MailParams, RcptParams};
+
+/// A command the client sends. Every field is already validated, so encoding cannot put a
+/// CR, LF or other control byte on the wire.
+#[derive(Debug)]
+pub enum Command<'a> {
+    /// `EHLO name`.
+    Ehlo(&'a EhloName),
+    /// `LHLO name` (LMTP, RFC 2033).
+    Lhlo(&'a EhloName),
+    /// `HELO name`.
+    Helo(&'a EhloName),
+    /// `STARTTLS`.
+    StartTls,
+    /// `AUTH mechanism [initial-response]`; the response is base64 already.
+    Auth {
+        /// Mechanism name, upper-case ASCII.
+        mechanism: &'a str,
+        /// Base64 initial response (`=` for an empty one).
+        initial: Option<&'a [u8]>,
+    },
+    /// A base64 line answering a `334` challenge, or `*` to cancel.
+    AuthResponse(&'a [u8]),
+    /// `MAIL FROM:<path> params`; `None` is the null reverse-path.
+    Mail {
+        /// Reverse-path.
+        from: Option<&'a Address>,
+        /// Parameters.
+        params: &'a MailParams,
+    },
+    /// `RCPT TO:<path> params`.
+    Rcpt {
+        /// Forward-path.
+        to: &'a Address,
+        /// Parameters.
+        params: &'a RcptParams,
+    },
+    /// `DATA`.
+    Data,
+    /// `BDAT size [LAST]` (the data follows separately).
+    Bdat {
+        /// Chunk size in octets.
+        size: u64,
+        /// Whether this is the last chunk.
+        last: bool,
+    },
+    /// `RSET`.
+    Rset,
+    /// `NOOP`.
+    Noop,
+    /// `QUIT`.
+    Quit,
+    /// `VRFY string` (the argument is validated by the caller: printable, no CR/LF).
+    Vrfy(&'a str),
+}
+
+impl Command<'_> {
+    /// Appends the command line with its CRLF to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Command::Ehlo(name) => push3(out, b"EHLO ", name.as_str().as_bytes()),
+            Command::Lhlo(name) => push3(out, b"LHLO ", name.as_str().as_bytes()),
+            Command::Helo(name) => push3(out, b"HELO ", name.as_str().as_bytes()),
+            Command::StartTls => out.extend_from_slice(b"STARTTLS\r\n"),
+            Command::Auth { mechanism, initial } => {
+                out.extend_from_slice(b"AUTH ");
+                out.extend_from_slice(mechanism.as_bytes());
+                if let Some(ir) = initial {
+                    out.push(b' ');
+                    out.extend_from_slice(ir);
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+            Command::AuthResponse(line) => {
+                out.extend_from_slice(line);
+                out.extend_from_slice(b"\r\n");
+            }
+            Command::Mail { from, params } => {
+                out.extend_from_slice(b"MAIL FROM:<");
+                if let Some(from) = from {
+                    out.extend_from_slice(from.as_str().as_bytes());
+                }
+                out.push(b'>');
+                params.encode(out);
+                out.extend_from_slice(b"\r\n");
+            }
+            Command::Rcpt { to, params } => {
+                out.extend_from_slice(b"RCPT TO:<");
+                out.extend_from_slice(to.as_str().as_bytes());
+                out.push(b'>');
+                params.encode(out);
+                out.extend_from_slice(b"\r\n");
+            }
+            Command::Data => out.extend_from_slice(b"DATA\r\n"),
+            Command::Bdat { size, last } => {
+                out.extend_from_slice(b"BDAT ");
+                out.extend_from_slice(size.to_string().as_bytes());
+                out.extend_from_slice(if *last { b" LAST\r\n" } else { b"\r\n" });
+            }
+            Command::Rset => out.extend_from_slice(b"RSET\r\n"),
+            Command::Noop => out.extend_from_slice(b"NOOP\r\n"),
+            Command::Quit => out.extend_from_slice(b"QUIT\r\n"),
+            Command::Vrfy(arg) => push3(out, b"VRFY ", arg.as_bytes()),
+        }
+    }
+
+    /// The command verb, for logs and errors.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Command::Ehlo(_) => "EHLO",
+            Command::Lhlo(_) => "LHLO",
+            Command::Helo(_) => "HELO",
+            Command::StartTls => "STARTTLS",
+            Command::Auth { .. } | Command::AuthResponse(_) => "AUTH",
+            Command::Mail { .. } => "MAIL",
+            Command::Rcpt { .. } => "RCPT",
+            Command::Data => "DATA",
+            Command::Bdat { .. } => "BDAT",
+            Command::Rset => "RSET",
+            Command::Noop => "NOOP",
+            Command::Quit => "QUIT",
+            Command::Vrfy(_) => "VRFY",
+        }
+    }
+}
+
+fn push3(out: &mut Vec<u8>, verb: &[u8], arg: &[u8]) {
+    out.extend_from_slice(verb);
+    out.extend_from_slice(arg);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(c: Command<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        c.encode(&mut out);
+        out
+    }
+
+    #[test]
+    fn encodes_each_command() {
+        let name = EhloName::new("client.example").unwrap();
+        let a: Address = "a@x.y".parse().unwrap();
+        assert_eq!(enc(Command::Ehlo(&name)), b"EHLO client.example\r\n");
+        assert_eq!(enc(Command::Mail { from: None, params: &MailParams::default() }), b"MAIL FROM:<>\r\n");
+        let p = MailParams { size: Some(42), ..Default::default() };
+        assert_eq!(enc(Command::Mail { from: Some(&a), params: &p }), b"MAIL FROM:<a@x.y> SIZE=42\r\n");
+        assert_eq!(enc(Command::Rcpt { to: &a, params: &RcptParams::default() }), b"RCPT TO:<a@x.y>\r\n");
+        assert_eq!(enc(Command::Bdat { size: 7, last: true }), b"BDAT 7 LAST\r\n");
+        assert_eq!(enc(Command::Auth { mechanism: "PLAIN", initial: Some(b"AGEAYg==") }), b"AUTH PLAIN AGEAYg==\r\n");
+    }
+}

@@ -1,0 +1,341 @@
+//! The crate's error type, sorted by who is at fault.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::address::{AddressError, EnvelopeError};
+use super::dot_stuff::BodyError;
+use super::params::ParamError;
+use super::reply::{Reply, ReplyError};
+use super::sasl::SaslError;
+use super::session::RecipientResult;
+
+/// The step of the session an error or a timeout belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Opening the TCP connection.
+    Connect,
+    /// Waiting for the `220` greeting.
+    Greeting,
+    /// `EHLO` (or `LHLO`).
+    Ehlo,
+    /// `HELO` fallback.
+    Helo,
+    /// `STARTTLS`.
+    StartTls,
+    /// The TLS handshake.
+    TlsHandshake,
+    /// `AUTH`.
+    Auth,
+    /// `MAIL FROM`.
+    Mail,
+    /// `RCPT TO`.
+    Rcpt,
+    /// `DATA` (waiting for `354`).
+    Data,
+    /// Writing message data.
+    DataBlock,
+    /// Waiting for the reply to the final dot (or last `BDAT`).
+    DataEnd,
+    /// `BDAT` chunk that is not the last one.
+    Bdat,
+    /// `RSET`.
+    Rset,
+    /// `NOOP`.
+    Noop,
+    /// `VRFY`.
+    Vrfy,
+    /// `QUIT`.
+    Quit,
+    /// No command outstanding.
+    Idle,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Phase::Connect => "connect",
+            Phase::Greeting => "greeting",
+            Phase::Ehlo => "EHLO",
+            Phase::Helo => "HELO",
+            Phase::StartTls => "STARTTLS",
+            Phase::TlsHandshake => "TLS handshake",
+            Phase::Auth => "AUTH",
+            Phase::Mail => "MAIL FROM",
+            Phase::Rcpt => "RCPT TO",
+            Phase::Data => "DATA",
+            Phase::DataBlock => "message data",
+            Phase::DataEnd => "end of data",
+            Phase::Bdat => "BDAT",
+            Phase::Rset => "RSET",
+            Phase::Noop => "NOOP",
+            Phase::Vrfy => "VRFY",
+            Phase::Quit => "QUIT",
+            Phase::Idle => "idle",
+        };
+        f.write_str(s)
+    }
+}
+
+/// An ESMTP extension the client needed and the server did not offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Extension {
+    /// RFC 3207 STARTTLS (TLS was required).
+    StartTls,
+    /// RFC 4954 AUTH (credentials were configured).
+    Auth,
+    /// RFC 6152 8BITMIME (the body has 8-bit octets).
+    EightBitMime,
+    /// RFC 6531 SMTPUTF8 (an address is not ASCII).
+    SmtpUtf8,
+    /// RFC 3461 DSN (DSN parameters were requested).
+    Dsn,
+    /// RFC 8689 REQUIRETLS.
+    RequireTls,
+}
+
+impl fmt::Display for Extension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Extension::StartTls => "STARTTLS",
+            Extension::Auth => "AUTH",
+            Extension::EightBitMime => "8BITMIME",
+            Extension::SmtpUtf8 => "SMTPUTF8",
+            Extension::Dsn => "DSN",
+            Extension::RequireTls => "REQUIRETLS",
+        })
+    }
+}
+
+/// The server broke the protocol: the connection cannot be trusted afterwards.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// A reply could not be parsed or exceeded a limit.
+    #[error("bad reply: {0}")]
+    Reply(#[from] ReplyError),
+    /// RFC 3207 section 4.2 / CVE-2011-0411 class: bytes followed the `220` to STARTTLS
+    /// before the TLS handshake. They could be injected plaintext, so the session stops.
+    #[error("{0} unexpected octets after the 220 reply to STARTTLS")]
+    DataAfterStartTls(usize),
+    /// A reply arrived when no command was outstanding.
+    #[error("unsolicited reply while idle: {0}")]
+    Unsolicited(Reply),
+    /// A reply code that makes no sense at this step (e.g. 354 to MAIL).
+    #[error("unexpected reply to {phase}: {reply}")]
+    UnexpectedReply {
+        /// The step.
+        phase: Phase,
+        /// The reply.
+        reply: Reply,
+    },
+    /// The server broke SASL rules.
+    #[error("AUTH exchange failed: {0}")]
+    Sasl(SaslError),
+}
+
+/// Input the caller gave that cannot be sent.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// An address or EHLO name.
+    #[error(transparent)]
+    Address(#[from] AddressError),
+    /// An envelope.
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    /// The message body.
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// An ESMTP parameter.
+    #[error(transparent)]
+    Param(#[from] ParamError),
+    /// Credentials that SASL cannot carry.
+    #[error(transparent)]
+    Sasl(#[from] SaslError),
+    /// A command argument (e.g. VRFY) with control bytes.
+    #[error("invalid command argument: {0}")]
+    Command(&'static str),
+}
+
+/// Who caused an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The server said no, or broke the protocol.
+    Server,
+    /// The network: connection refused, reset, timed out, TLS failure.
+    Network,
+    /// The caller: invalid input, configuration, misuse.
+    Caller,
+}
+
+/// Everything that can go wrong, with who is at fault.
+///
+/// A message is *sent* only with `Ok`. [`Error::Ambiguous`] means the link failed after the
+/// final dot was written and before its reply: the message may or may not have been
+/// delivered, so it is neither transient nor permanent and must not be resent blindly.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server refused a command with a 4xx or 5xx reply.
+    #[error("server rejected {phase}: {reply}")]
+    Rejected {
+        /// Which command.
+        phase: Phase,
+        /// The reply.
+        reply: Reply,
+        /// Per-recipient results known so far (empty before RCPT).
+        recipients: Vec<RecipientResult>,
+    },
+    /// No recipient was accepted (or, with all-or-nothing, not all were): nothing was sent.
+    #[error("recipients rejected: {}", summarize(.recipients))]
+    RecipientsRejected {
+        /// Every recipient with its reply.
+        recipients: Vec<RecipientResult>,
+    },
+    /// The link failed after the message was handed over and before the server confirmed
+    /// it: the message may or may not have been delivered.
+    #[error("outcome unknown, the message may have been delivered: {cause}")]
+    Ambiguous {
+        /// What broke the link.
+        cause: Box<Error>,
+        /// Per-recipient results from RCPT.
+        recipients: Vec<RecipientResult>,
+    },
+    /// Authentication was refused.
+    #[error("authentication failed: {0}")]
+    AuthFailed(Reply),
+    /// The server broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// A needed extension is missing.
+    #[error("server does not offer {0}")]
+    ExtensionMissing(Extension),
+    /// The message exceeds the server's advertised SIZE.
+    #[error("message is {size} octets; the server accepts at most {max}")]
+    MessageTooLarge {
+        /// Message size in octets.
+        size: u64,
+        /// The server's limit.
+        max: u64,
+    },
+    /// Credentials would travel over plaintext or unverified TLS and the caller did not
+    /// allow it.
+    #[error("refusing to send credentials over a connection without verified TLS")]
+    InsecureAuth,
+    /// None of the allowed AUTH mechanisms is offered.
+    #[error("no allowed AUTH mechanism is offered (server offers: {})", .0.join(" "))]
+    NoAuthMechanism(Vec<String>),
+    /// The caller's input cannot be sent.
+    #[error("invalid input: {0}")]
+    Input(#[from] InputError),
+    /// A deadline passed.
+    #[error("timed out during {0}")]
+    Timeout(Phase),
+    /// The server closed the connection.
+    #[error("connection closed by the server during {0}")]
+    ConnectionClosed(Phase),
+    /// An I/O error.
+    #[error("I/O error: {0}")]
+    Io(Arc<std::io::Error>),
+    /// TLS failed (handshake, certificate verification).
+    #[error("TLS error: {0}")]
+    Tls(Arc<dyn std::error::Error + Send + Sync>),
+    /// Invalid configuration (URL, certificates, options).
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// The session is closed or was used out of order.
+    #[error("session is closed")]
+    SessionClosed,
+}
+
+fn summarize(recipients: &[RecipientResult]) -> String {
+    recipients.iter().map(|r| format!("<{}> {}", r.address, r.reply)).collect::<Vec<_>>().join("; ")
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(Arc::new(e))
+    }
+}
+
+impl Error {
+    /// Who is at fault.
+    pub fn fault(&self) -> Fault {
+        match self {
+            Error::Rejected { .. }
+            | Error::RecipientsRejected { .. }
+            | Error::AuthFailed(_)
+            | Error::Protocol(_)
+            | Error::ExtensionMissing(_)
+            | Error::MessageTooLarge { .. } => Fault::Server,
+            Error::Ambiguous { cause, .. } => cause.fault(),
+            Error::Timeout(_) | Error::ConnectionClosed(_) | Error::Io(_) | Error::Tls(_) => Fault::Network,
+            Error::InsecureAuth
+            | Error::NoAuthMechanism(_)
+            | Error::Input(_)
+            | Error::Config(_)
+            | Error::SessionClosed => Fault::Caller,
+        }
+    }
+
+    /// True when the same request may succeed later unchanged (4xx replies, network
+    /// trouble, a misbehaving server). Never true for [`Error::Ambiguous`].
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Rejected { reply, .. } | Error::AuthFailed(reply) => reply.is_transient(),
+            Error::RecipientsRejected { recipients } => recipients.iter().any(|r| r.reply.is_transient()),
+            Error::Protocol(_) | Error::Timeout(_) | Error::ConnectionClosed(_) | Error::Io(_) => true,
+            _ => false,
+        }
+    }
+
+    /// True when the same request will fail again (5xx replies, invalid input, missing
+    /// extensions, TLS verification). Never true for [`Error::Ambiguous`].
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Error::Rejected { reply, .. } | Error::AuthFailed(reply) => reply.is_permanent(),
+            Error::RecipientsRejected { recipients } => recipients.iter().all(|r| r.reply.is_permanent()),
+            Error::ExtensionMissing(_)
+            | Error::MessageTooLarge { .. }
+            | Error::InsecureAuth
+            | Error::NoAuthMechanism(_)
+            | Error::Input(_)
+            | Error::Config(_)
+            | Error::Tls(_) => true,
+            _ => false,
+        }
+    }
+
+    /// True when delivery may or may not have happened.
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(self, Error::Ambiguous { .. })
+    }
+
+    /// The server reply behind the error, if any.
+    pub fn reply(&self) -> Option<&Reply> {
+        match self {
+            Error::Rejected { reply, .. } | Error::AuthFailed(reply) => Some(reply),
+            Error::Protocol(ProtocolError::Unsolicited(reply))
+            | Error::Protocol(ProtocolError::UnexpectedReply { reply, .. }) => Some(reply),
+            _ => None,
+        }
+    }
+
+    /// Per-recipient results, when the error happened after RCPT.
+    pub fn recipients(&self) -> &[RecipientResult] {
+        match self {
+            Error::Rejected { recipients, .. }
+            | Error::RecipientsRejected { recipients }
+            | Error::Ambiguous { recipients, .. } => recipients,
+            _ => &[],
+        }
+    }
+
+    /// The RFC 3463 enhanced status of the reply, if any.
+    pub fn enhanced(&self) -> Option<super::enhanced::EnhancedStatus> {
+        self.reply().and_then(Reply::enhanced)
+    }
+}

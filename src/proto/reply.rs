@@ -1,0 +1,341 @@
+//! Server replies and the incremental reply parser.
+//!
+//! RFC 5321 section 4.2: "Reply-line = *( Reply-code "-" [ textstring ] CRLF ) Reply-code
+//! [ SP textstring ] CRLF". The parser frames before it parses, with hard caps on line
+//! length, line count and reply size, and treats "not enough bytes yet" as a normal result.
+
+use std::fmt;
+
+use super::code::ReplyCode;
+use super::enhanced::EnhancedStatus;
+
+/// A complete server reply: its code and the text of each line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Reply {
+    code: ReplyCode,
+    lines: Vec<Box<[u8]>>,
+    enhanced: Option<EnhancedStatus>,
+}
+
+impl Reply {
+    /// Builds a reply from a code and raw line texts; the enhanced status code is taken
+    /// from the first line when its class matches the reply's class.
+    pub fn new(code: ReplyCode, lines: Vec<Box<[u8]>>) -> Self {
+        let enhanced = lines
+            .first()
+            .and_then(|l| std::str::from_utf8(l).ok())
+            .and_then(EnhancedStatus::parse_prefix)
+            .map(|(s, _)| s)
+            .filter(|s| u16::from(s.class) == code.class());
+        Self { code, lines, enhanced }
+    }
+
+    /// Convenience for tests and servers: a one-line reply.
+    pub fn single(code: u16, text: &str) -> Self {
+        Self::new(ReplyCode(code), vec![text.as_bytes().into()])
+    }
+
+    /// The reply code.
+    pub fn code(&self) -> ReplyCode {
+        self.code
+    }
+
+    /// The RFC 3463 enhanced status code of the first line, if it carries one.
+    pub fn enhanced(&self) -> Option<EnhancedStatus> {
+        self.enhanced
+    }
+
+    /// The raw text of each line (after the code and separator), exactly as received.
+    pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
+        self.lines.iter().map(|l| &l[..])
+    }
+
+    /// Number of lines.
+    pub fn line_count(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// The text of all lines joined by `\n`, sanitised for display and logs: invalid
+    /// UTF-8 is replaced and control characters become `?`. The enhanced status code of
+    /// the first line is left out (see [`Reply::enhanced`]).
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for (i, line) in self.lines.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            let mut text = sanitize(line);
+            if i == 0 && self.enhanced.is_some() {
+                if let Some((_, rest)) = EnhancedStatus::parse_prefix(&text) {
+                    text = rest.to_string();
+                }
+            }
+            out.push_str(&text);
+        }
+        out
+    }
+
+    /// 2yz.
+    pub fn is_positive(&self) -> bool {
+        self.code.is_positive_completion()
+    }
+
+    /// 4yz: a retry later may succeed.
+    pub fn is_transient(&self) -> bool {
+        self.code.is_transient_negative()
+    }
+
+    /// 5yz: the same request will fail again.
+    pub fn is_permanent(&self) -> bool {
+        self.code.is_permanent_negative()
+    }
+}
+
+/// Replaces invalid UTF-8 and control characters so server text is safe to print.
+fn sanitize(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw).chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+impl fmt::Display for Reply {
+    /// `550 5.1.1 text` on one line; further lines are joined with ` / `.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.code)?;
+        if let Some(e) = self.enhanced {
+            write!(f, " {e}")?;
+        }
+        let text = self.text().replace('\n', " / ");
+        if !text.is_empty() {
+            write!(f, " {text}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Reply({self})")
+    }
+}
+
+/// Caps that bound what a server can make the client buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyLimits {
+    /// Longest reply line, including its line ending (default 8 KiB).
+    pub max_line: usize,
+    /// Most lines in one reply (default 512).
+    pub max_lines: usize,
+    /// Largest whole reply in octets (default 64 KiB).
+    pub max_reply: usize,
+}
+
+impl Default for ReplyLimits {
+    fn default() -> Self {
+        Self { max_line: 8 * 1024, max_lines: 512, max_reply: 64 * 1024 }
+    }
+}
+
+/// Why a reply could not be parsed. The connection cannot be trusted after any of these.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// A line did not start with a valid three-digit code and separator.
+    #[error("malformed reply line: {0:?}")]
+    Malformed(String),
+    /// A continuation line carried a different code than the first line.
+    #[error("reply code changed from {first} to {line} within one reply")]
+    CodeMismatch {
+        /// Code of the first line.
+        first: ReplyCode,
+        /// Code of the offending line.
+        line: ReplyCode,
+    },
+    /// A line exceeded [`ReplyLimits::max_line`].
+    #[error("reply line longer than {0} octets")]
+    LineTooLong(usize),
+    /// The reply exceeded [`ReplyLimits::max_lines`].
+    #[error("reply has more than {0} lines")]
+    TooManyLines(usize),
+    /// The reply exceeded [`ReplyLimits::max_reply`].
+    #[error("reply larger than {0} octets")]
+    TooLarge(usize),
+}
+
+/// Incremental reply parser.
+///
+/// Feed it the whole unconsumed input each time; it remembers how far it has already
+/// framed, so a reply trickled one byte at a time costs linear, not quadratic, work.
+///
+/// ```
+/// use smtpkit::proto::reply::{ReplyParser, ReplyLimits};
+/// let mut p = ReplyParser::new(ReplyLimits::default());
+/// assert!(p.parse(b"250-first\r\n250 la").unwrap().is_none());
+/// let (reply, used) = p.parse(b"250-first\r\n250 last\r\nextra").unwrap().unwrap();
+/// assert_eq!(reply.code().0, 250);
+/// assert_eq!(reply.line_count(), 2);
+/// assert_eq!(used, 21);
+/// ```
+#[derive(Debug)]
+pub struct ReplyParser {
+    limits: ReplyLimits,
+    pos: usize,
+    code: Option<ReplyCode>,
+    lines: Vec<Box<[u8]>>,
+}
+
+impl ReplyParser {
+    /// A parser enforcing `limits`.
+    pub fn new(limits: ReplyLimits) -> Self {
+        Self { limits, pos: 0, code: None, lines: Vec::new() }
+    }
+
+    /// Octets of the current input already framed as complete lines of an unfinished reply.
+    pub fn pending_len(&self) -> usize {
+        self.pos
+    }
+
+    /// Parses one reply from the start of `buf`. `buf` must begin with the same bytes as on
+    /// the previous call (more may have been appended) until a reply is returned; then the
+    /// caller drops the `used` octets and the parser starts afresh.
+    ///
+    /// Returns `Ok(None)` when more input is needed.
+    pub fn parse(&mut self, buf: &[u8]) -> Result<Option<(Reply, usize)>, ReplyError> {
+        loop {
+            let rest = buf.get(self.pos..).unwrap_or_default();
+            let Some(nl) = memchr::memchr(b'\n', rest) else {
+                if rest.len() >= self.limits.max_line {
+                    return Err(ReplyError::LineTooLong(self.limits.max_line));
+                }
+                if self.pos + rest.len() > self.limits.max_reply {
+                    return Err(ReplyError::TooLarge(self.limits.max_reply));
+                }
+                return Ok(None);
+            };
+            let raw_len = nl + 1;
+            if raw_len > self.limits.max_line {
+                return Err(ReplyError::LineTooLong(self.limits.max_line));
+            }
+            if self.pos + raw_len > self.limits.max_reply {
+                return Err(ReplyError::TooLarge(self.limits.max_reply));
+            }
+            let line = rest.get(..nl).unwrap_or_default();
+            // Servers should end lines with CRLF; a bare LF is accepted on input.
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let (code, last, text) = split_line(line)?;
+            match self.code {
+                Some(first) if first != code => return Err(ReplyError::CodeMismatch { first, line: code }),
+                _ => self.code = Some(code),
+            }
+            if self.lines.len() >= self.limits.max_lines {
+                return Err(ReplyError::TooManyLines(self.limits.max_lines));
+            }
+            self.lines.push(text.into());
+            self.pos += raw_len;
+            if last {
+                let used = std::mem::take(&mut self.pos);
+                self.code = None;
+                let reply = Reply::new(code, std::mem::take(&mut self.lines));
+                return Ok(Some((reply, used)));
+            }
+        }
+    }
+
+    /// Forgets any partial reply (after the caller discarded its input).
+    pub fn reset(&mut self) {
+        self.pos = 0;
+        self.code = None;
+        self.lines.clear();
+    }
+}
+
+/// Splits `250-text`, `250 text` or `250` into code, "is last line" and text.
+fn split_line(line: &[u8]) -> Result<(ReplyCode, bool, &[u8]), ReplyError> {
+    let malformed = || ReplyError::Malformed(sanitize(line.get(..line.len().min(40)).unwrap_or_default()));
+    let (digits, rest) = line.split_at_checked(3).ok_or_else(malformed)?;
+    // RFC 5321 section 4.2: the first digit is 2-5 and the second 0-5.
+    let code = match digits {
+        [a @ b'2'..=b'5', b @ b'0'..=b'5', c @ b'0'..=b'9'] => {
+            u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+        }
+        _ => return Err(malformed()),
+    };
+    match rest.split_first() {
+        None => Ok((ReplyCode(code), true, &[])),
+        Some((b' ', text)) => Ok((ReplyCode(code), true, text)),
+        Some((b'-', text)) => Ok((ReplyCode(code), false, text)),
+        Some(_) => Err(malformed()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_shot(input: &[u8]) -> Result<Option<(Reply, usize)>, ReplyError> {
+        ReplyParser::new(ReplyLimits::default()).parse(input)
+    }
+
+    #[test]
+    fn single_and_minimal_lines() {
+        let (r, n) = one_shot(b"250 OK\r\n").unwrap().unwrap();
+        assert_eq!((r.code().0, n, r.text()), (250, 8, "OK".to_string()));
+        let (r, _) = one_shot(b"250\r\n").unwrap().unwrap();
+        assert_eq!(r.text(), "");
+        let (r, _) = one_shot(b"220 bare lf\n").unwrap().unwrap();
+        assert_eq!(r.code().0, 220);
+    }
+
+    #[test]
+    fn enhanced_status_is_split_off() {
+        let (r, _) = one_shot(b"550 5.1.1 <x@y>: unknown\r\n").unwrap().unwrap();
+        assert_eq!(r.enhanced().unwrap().to_string(), "5.1.1");
+        assert_eq!(r.text(), "<x@y>: unknown");
+        assert_eq!(r.to_string(), "550 5.1.1 <x@y>: unknown");
+        // A class that disagrees with the code is not an enhanced status.
+        let (r, _) = one_shot(b"250 5.1.1 odd\r\n").unwrap().unwrap();
+        assert!(r.enhanced().is_none());
+    }
+
+    #[test]
+    fn malformed_codes() {
+        for bad in [&b"850 x\r\n"[..], b"25\r\n", b"2500 x\r\n", b"25O x\r\n", b"260 x\r\n", b"250x\r\n", b"\r\n"] {
+            assert!(matches!(one_shot(bad), Err(ReplyError::Malformed(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn mismatched_codes() {
+        assert!(matches!(one_shot(b"250-a\r\n251 b\r\n"), Err(ReplyError::CodeMismatch { .. })));
+    }
+
+    #[test]
+    fn limits() {
+        let limits = ReplyLimits { max_line: 16, max_lines: 3, max_reply: 40 };
+        let mut p = ReplyParser::new(limits);
+        assert_eq!(p.parse(b"250 0123456789abcdef"), Err(ReplyError::LineTooLong(16)));
+        let mut p = ReplyParser::new(limits);
+        assert_eq!(p.parse(b"250 0123456789abcdef\r\n"), Err(ReplyError::LineTooLong(16)));
+        let mut p = ReplyParser::new(limits);
+        assert_eq!(p.parse(b"250-a\r\n250-b\r\n250-c\r\n250 d\r\n"), Err(ReplyError::TooManyLines(3)));
+        let mut p = ReplyParser::new(ReplyLimits { max_lines: 100, ..limits });
+        let long = b"250-0123456789\r\n".repeat(3);
+        assert_eq!(p.parse(&long), Err(ReplyError::TooLarge(40)));
+    }
+
+    #[test]
+    fn every_split_equals_one_shot() {
+        let input = b"250-mx.example.com Hello\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250 8BITMIME\r\n";
+        let expected = one_shot(input).unwrap().unwrap();
+        for split in 0..input.len() {
+            let mut p = ReplyParser::new(ReplyLimits::default());
+            let first = p.parse(&input[..split]).unwrap();
+            assert!(first.is_none(), "split {split}");
+            assert_eq!(p.parse(input).unwrap().unwrap(), expected, "split {split}");
+        }
+    }
+
+    #[test]
+    fn control_and_non_utf8_text_is_kept_raw_but_sanitised() {
+        let (r, _) = one_shot(b"250 a\x00b\xffc\x1b[31m\r\n").unwrap().unwrap();
+        assert_eq!(r.lines().next().unwrap(), b"a\x00b\xffc\x1b[31m");
+        assert_eq!(r.text(), "a?b\u{fffd}c?[31m");
+    }
+}
