@@ -8,5 +8,15 @@ pub use proto::error::{Error, Extension, Fault, InputError, Phase, ProtocolError
 pub use proto::params::MessageOptions;
 pub use proto::reply::Reply;
 pub use proto::sasl::{Credentials, Mechanism, Secret};
-pub use proto::session::{MessageId, RecipientResult, SendReport, TlsPolicy};
+pub use proto::session::{Direction, MessageId, RecipientResult, SendReport, TlsPolicy, TraceLine};
 pub use proto::timeouts::Timeouts;
+
+#[cfg(feature = "client")]
+pub mod client;
+#[cfg(feature = "client")]
+mod driver;
+
+#[cfg(feature = "client")]
+pub use client::{Client, ClientBuilder, Connector, SmtpUrl};
+#[cfg(feature = "client")]
+pub use driver::transport::Stream;

@@ -1,0 +1,485 @@
+//! The async client: connect, secure the channel, authenticate, hand over messages and
+//! learn exactly what happened to each.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), smtpkit::Error> {
+//! use smtpkit::{Client, Envelope};
+//! let mut client = Client::from_url("smtp://user:app-password@mail.example.com")?.connect().await?;
+//! let envelope = Envelope::parse("me@example.com", &["you@example.org"])?;
+//! let report = client.send(&envelope, "Subject: hi\r\n\r\nHello\r\n").await?;
+//! println!("queued: {}", report.reply);
+//! client.quit().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod url;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout_at};
+use tokio_rustls::rustls::ClientConfig;
+
+use crate::driver::tls::{TlsOptions, parse_pem_certs, parse_pem_key, server_name};
+use crate::driver::transport::{BoxStream, Stream, Transport};
+use crate::driver::{Driver, TlsTarget, TraceSink, io_error, now};
+use crate::proto::address::{EhloName, Envelope};
+use crate::proto::capabilities::Capabilities;
+use crate::proto::dot_stuff::LineEndings;
+use crate::proto::error::{Error, Phase};
+use crate::proto::params::MessageOptions;
+use crate::proto::reply::{Reply, ReplyLimits};
+use crate::proto::sasl::{Credentials, Mechanism};
+use crate::proto::session::{Event, SendReport, Session, SessionConfig, TlsPolicy, TraceLine};
+use crate::proto::timeouts::Timeouts;
+
+pub use url::SmtpUrl;
+
+/// Configures and builds a [`Connector`] (or connects directly).
+#[derive(Clone)]
+pub struct ClientBuilder {
+    host: String,
+    port: Option<u16>,
+    session: SessionConfig,
+    tls: TlsOptions,
+    trace: Option<TraceSink>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("session", &self.session)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+impl ClientBuilder {
+    /// A builder for `host` with secure defaults: port 587, STARTTLS required, OS roots.
+    pub fn new(host: impl Into<String>) -> Self {
+        Self {
+            host: host.into(),
+            port: None,
+            session: SessionConfig::default(),
+            tls: TlsOptions { native_roots: true, ..TlsOptions::default() },
+            trace: None,
+        }
+    }
+
+    /// A builder from an `smtp://` or `smtps://` URL (see [`SmtpUrl`]).
+    pub fn from_url(url: &str) -> Result<Self, Error> {
+        let url = SmtpUrl::parse(url)?;
+        let mut b = Self::new(url.host).port(url.port).tls(url.tls);
+        if let Some(user) = url.user {
+            let password = url.password.map(|p| p.expose().clone()).unwrap_or_default();
+            b = b.credentials(Credentials::new(user, password));
+        }
+        if let Some(m) = url.mechanism {
+            b = b.mechanisms(&[m]);
+        }
+        Ok(b)
+    }
+
+    /// The port (default: 465 for implicit TLS, else 587).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// The TLS policy (default [`TlsPolicy::Required`]).
+    pub fn tls(mut self, policy: TlsPolicy) -> Self {
+        self.session.tls = policy;
+        self
+    }
+
+    /// Credentials for AUTH.
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.session.credentials = Some(credentials);
+        self
+    }
+
+    /// Allowed AUTH mechanisms in order of preference (default PLAIN, LOGIN).
+    pub fn mechanisms(mut self, mechanisms: &[Mechanism]) -> Self {
+        self.session.mechanisms = mechanisms.to_vec();
+        self
+    }
+
+    /// The EHLO name (default `localhost`; set your host's FQDN).
+    pub fn ehlo_name(mut self, name: EhloName) -> Self {
+        self.session.ehlo_name = name;
+        self
+    }
+
+    /// Per-phase deadlines.
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.session.timeouts = timeouts;
+        self
+    }
+
+    /// Caps on server replies.
+    pub fn reply_limits(mut self, limits: ReplyLimits) -> Self {
+        self.session.reply_limits = limits;
+        self
+    }
+
+    /// Bare CR/LF handling in bodies (default: normalise to CRLF).
+    pub fn line_endings(mut self, policy: LineEndings) -> Self {
+        self.session.line_endings = policy;
+        self
+    }
+
+    /// Use PIPELINING when offered (default on).
+    pub fn pipelining(mut self, on: bool) -> Self {
+        self.session.pipelining = on;
+        self
+    }
+
+    /// Use CHUNKING/BDAT when offered (default off).
+    pub fn chunking(mut self, on: bool) -> Self {
+        self.session.chunking = on;
+        self
+    }
+
+    /// Trust the certificates in a PEM document in addition to the OS roots.
+    pub fn add_root_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
+        self.tls.extra_roots.extend(parse_pem_certs(pem)?);
+        Ok(self)
+    }
+
+    /// Trust the certificates in a PEM file in addition to the OS roots.
+    pub fn add_root_pem_file(self, path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let pem =
+            std::fs::read(path).map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        self.add_root_pem(&pem)
+    }
+
+    /// Do not load the OS trust store (only added roots are trusted).
+    pub fn without_native_roots(mut self) -> Self {
+        self.tls.native_roots = false;
+        self
+    }
+
+    /// Use this rustls configuration as is (roots, client certificates, versions).
+    pub fn tls_config(mut self, config: Arc<ClientConfig>) -> Self {
+        self.tls.config = Some(config);
+        self
+    }
+
+    /// Present a client certificate (mutual TLS): PEM chain and PEM private key.
+    pub fn client_certificate_pem(mut self, chain: &[u8], key: &[u8]) -> Result<Self, Error> {
+        self.tls.client_auth = Some((parse_pem_certs(chain)?, Arc::new(parse_pem_key(key)?)));
+        Ok(self)
+    }
+
+    /// Accept any server certificate. Dangerous: only for tests. Credentials are then
+    /// refused unless [`ClientBuilder::allow_insecure_auth`] is also set.
+    pub fn danger_accept_invalid_certs(mut self, on: bool) -> Self {
+        self.tls.accept_invalid_certs = on;
+        self
+    }
+
+    /// Allow AUTH over plaintext or unverified TLS. Off by default.
+    pub fn allow_insecure_auth(mut self, on: bool) -> Self {
+        self.session.allow_insecure_auth = on;
+        self
+    }
+
+    /// Receive the session transcript (AUTH payloads redacted, message data summarised).
+    pub fn trace(mut self, sink: impl Fn(&TraceLine) + Send + Sync + 'static) -> Self {
+        self.trace = Some(Arc::new(sink));
+        self
+    }
+
+    /// Builds a reusable [`Connector`] (loads the trust store once).
+    pub fn build(self) -> Result<Connector, Error> {
+        let port = self.port.unwrap_or(if self.session.tls == TlsPolicy::Implicit { 465 } else { 587 });
+        let tls = match self.session.tls {
+            TlsPolicy::Disabled => None,
+            _ => Some(TlsTarget {
+                config: self.tls.build()?,
+                name: server_name(&self.host)?,
+                verified: !self.tls.accept_invalid_certs,
+            }),
+        };
+        let mut session = self.session;
+        session.trace = self.trace.is_some() || cfg!(feature = "tracing");
+        Ok(Connector { inner: Arc::new(ConnectorInner { host: self.host, port, session, tls, trace: self.trace }) })
+    }
+
+    /// Builds and connects.
+    pub async fn connect(self) -> Result<Client, Error> {
+        self.build()?.connect().await
+    }
+}
+
+struct ConnectorInner {
+    host: String,
+    port: u16,
+    session: SessionConfig,
+    tls: Option<TlsTarget>,
+    trace: Option<TraceSink>,
+}
+
+/// A cheap-to-clone recipe for connections to one server with one configuration.
+#[derive(Clone)]
+pub struct Connector {
+    inner: Arc<ConnectorInner>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("host", &self.inner.host)
+            .field("port", &self.inner.port)
+            .field("tls", &self.inner.session.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connector {
+    /// The server host.
+    pub fn host(&self) -> &str {
+        &self.inner.host
+    }
+
+    /// The server port.
+    pub fn port(&self) -> u16 {
+        self.inner.port
+    }
+
+    /// The session configuration.
+    pub fn session_config(&self) -> &SessionConfig {
+        &self.inner.session
+    }
+
+    /// Opens a TCP connection (TCP_NODELAY on) and runs the handshake.
+    pub async fn connect(&self) -> Result<Client, Error> {
+        let deadline = Instant::now() + self.inner.session.timeouts.connect;
+        let host = self.inner.host.trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<SocketAddr> = match timeout_at(deadline, tokio::net::lookup_host((host, self.inner.port))).await {
+            Ok(Ok(a)) => a.collect(),
+            Ok(Err(e)) => return Err(io_error(e)),
+            Err(_) => return Err(Error::Timeout(Phase::Connect)),
+        };
+        let mut last = Error::Io(Arc::new(std::io::Error::other(format!("{host} resolved to no address"))));
+        for addr in addrs {
+            match timeout_at(deadline, TcpStream::connect(addr)).await {
+                Ok(Ok(tcp)) => {
+                    // Small commands must not wait for a delayed ACK (Nagle): the incumbents
+                    // lose 40 ms per message this way.
+                    tcp.set_nodelay(true).map_err(io_error)?;
+                    return self.connect_with(tcp).await;
+                }
+                Ok(Err(e)) => last = io_error(e),
+                Err(_) => last = Error::Timeout(Phase::Connect),
+            }
+        }
+        Err(last)
+    }
+
+    /// Runs the handshake over a stream the caller opened (a proxy, a test duplex).
+    pub async fn connect_with<S: Stream>(&self, stream: S) -> Result<Client, Error> {
+        let boxed: BoxStream = Box::new(stream);
+        let session = Session::new(self.inner.session.clone(), now());
+        let mut driver = Driver::new(session, Transport::Plain(boxed), self.inner.tls.clone(), self.inner.trace.clone());
+        if self.inner.session.tls == TlsPolicy::Implicit {
+            driver.handshake().await?;
+            let verified = driver.tls_verified();
+            driver.session.tls_established(verified);
+        }
+        let outcome = driver
+            .run_until(|ev| match ev {
+                Event::Ready => Some(Ok(())),
+                Event::Closed(err) => Some(Err(err.unwrap_or(Error::SessionClosed))),
+                _ => None,
+            })
+            .await;
+        match outcome {
+            Some(Ok(())) => Ok(Client { driver, busy: false }),
+            Some(Err(e)) => {
+                // Let a QUIT already queued reach the server before closing.
+                let _ = driver.run_until(|ev| matches!(ev, Event::Closed(_)).then_some(())).await;
+                driver.shutdown().await;
+                Err(e)
+            }
+            None => Err(Error::SessionClosed),
+        }
+    }
+}
+
+/// One SMTP connection, ready to send.
+#[derive(Debug)]
+pub struct Client {
+    driver: Driver,
+    /// Set while an operation runs: if its future is dropped half way, the session state
+    /// is unknown and the client refuses further use.
+    busy: bool,
+}
+
+impl Client {
+    /// A builder for `host` (see [`ClientBuilder::new`]).
+    pub fn builder(host: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(host)
+    }
+
+    /// A builder from a URL (see [`ClientBuilder::from_url`]).
+    pub fn from_url(url: &str) -> Result<ClientBuilder, Error> {
+        ClientBuilder::from_url(url)
+    }
+
+    /// Sends one message to the envelope's recipients.
+    ///
+    /// `Ok` means the server accepted responsibility (2xx to the final dot); the report
+    /// lists every recipient, including rejected ones. See [`Error::is_ambiguous`].
+    pub async fn send(&mut self, envelope: &Envelope, message: impl Into<Bytes>) -> Result<SendReport, Error> {
+        self.send_with(envelope, message, MessageOptions::default()).await
+    }
+
+    /// Sends one message with DSN or other options.
+    pub async fn send_with(
+        &mut self,
+        envelope: &Envelope,
+        message: impl Into<Bytes>,
+        options: MessageOptions,
+    ) -> Result<SendReport, Error> {
+        self.enter()?;
+        let id = self.driver.session.send_message(envelope.clone(), message.into(), options);
+        let id = match id {
+            Ok(id) => id,
+            Err(e) => {
+                self.busy = false;
+                return Err(e);
+            }
+        };
+        let result = self
+            .driver
+            .run_until(|ev| match ev {
+                Event::Message { id: got, result } if got == id => Some(result),
+                _ => None,
+            })
+            .await
+            .unwrap_or(Err(Error::SessionClosed));
+        self.busy = false;
+        result
+    }
+
+    /// Sends several messages over this connection, pipelined when the server allows:
+    /// one round trip per message. Results come back in input order.
+    pub async fn send_many<I>(&mut self, messages: I) -> Vec<Result<SendReport, Error>>
+    where
+        I: IntoIterator<Item = (Envelope, Bytes, MessageOptions)>,
+    {
+        if let Err(e) = self.enter() {
+            return messages.into_iter().map(|_| Err(e.clone())).collect();
+        }
+        let mut ids = Vec::new();
+        let mut results: Vec<Option<Result<SendReport, Error>>> = Vec::new();
+        for (envelope, body, options) in messages {
+            match self.driver.session.send_message(envelope, body, options) {
+                Ok(id) => {
+                    ids.push(Some(id));
+                    results.push(None);
+                }
+                Err(e) => {
+                    ids.push(None);
+                    results.push(Some(Err(e)));
+                }
+            }
+        }
+        let mut missing = results.iter().filter(|r| r.is_none()).count();
+        if missing > 0 {
+            self.driver
+                .run_until(|ev| {
+                    if let Event::Message { id, result } = ev {
+                        if let Some(pos) = ids.iter().position(|i| *i == Some(id)) {
+                            if let Some(slot) = results.get_mut(pos) {
+                                *slot = Some(result);
+                                missing -= 1;
+                            }
+                        }
+                    }
+                    (missing == 0).then_some(())
+                })
+                .await;
+        }
+        self.busy = false;
+        results.into_iter().map(|r| r.unwrap_or(Err(Error::SessionClosed))).collect()
+    }
+
+    /// Sends NOOP and returns the reply.
+    pub async fn noop(&mut self) -> Result<Reply, Error> {
+        self.command(|s| s.noop()).await
+    }
+
+    /// Sends RSET and returns the reply.
+    pub async fn rset(&mut self) -> Result<Reply, Error> {
+        self.command(|s| s.rset()).await
+    }
+
+    /// Sends VRFY (most servers answer 252 and verify nothing).
+    pub async fn vrfy(&mut self, what: &str) -> Result<Reply, Error> {
+        self.command(|s| s.vrfy(what)).await
+    }
+
+    /// Sends QUIT, waits for `221` and closes the connection.
+    pub async fn quit(mut self) -> Result<(), Error> {
+        let reply = self.command(|s| s.quit()).await;
+        let _ = self.driver.run_until(|ev| matches!(ev, Event::Closed(_)).then_some(())).await;
+        self.driver.shutdown().await;
+        reply.map(|_| ())
+    }
+
+    async fn command(
+        &mut self,
+        start: impl FnOnce(&mut Session) -> Result<crate::proto::session::OpId, Error>,
+    ) -> Result<Reply, Error> {
+        self.enter()?;
+        let id = match start(&mut self.driver.session) {
+            Ok(id) => id,
+            Err(e) => {
+                self.busy = false;
+                return Err(e);
+            }
+        };
+        let result = self
+            .driver
+            .run_until(|ev| match ev {
+                Event::Command { id: got, result } if got == id => Some(result),
+                _ => None,
+            })
+            .await
+            .unwrap_or(Err(Error::SessionClosed));
+        self.busy = false;
+        result
+    }
+
+    fn enter(&mut self) -> Result<(), Error> {
+        if self.busy || self.driver.session.is_closed() {
+            return Err(Error::SessionClosed);
+        }
+        self.busy = true;
+        Ok(())
+    }
+
+    /// The server's capabilities from the latest EHLO.
+    pub fn capabilities(&self) -> &Capabilities {
+        self.driver.session.capabilities()
+    }
+
+    /// True when TLS protects the connection.
+    pub fn is_tls(&self) -> bool {
+        self.driver.session.is_tls()
+    }
+
+    /// True when the connection can take another message: no error, no cancelled
+    /// operation, nothing outstanding, no stray input from the server.
+    pub fn is_reusable(&self) -> bool {
+        !self.busy && self.driver.session.is_idle_and_clean()
+    }
+}

@@ -1,0 +1,198 @@
+//! `smtp://` and `smtps://` URLs.
+//!
+//! `smtp://[user[:password]@]host[:port][?tls=required|opportunistic|none]` (default port
+//! 587, STARTTLS required) and `smtps://[user[:password]@]host[:port]` (default port 465,
+//! implicit TLS). User and password are percent-decoded. Plaintext only with `tls=none`.
+
+use crate::proto::error::Error;
+use crate::proto::sasl::{Mechanism, Secret};
+use crate::proto::session::TlsPolicy;
+
+/// The parts of an SMTP URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpUrl {
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// TLS policy.
+    pub tls: TlsPolicy,
+    /// User name, if any.
+    pub user: Option<String>,
+    /// Password, if any.
+    pub password: Option<Secret<String>>,
+    /// A forced AUTH mechanism (`?auth=`).
+    pub mechanism: Option<Mechanism>,
+}
+
+impl std::fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpUrl")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("user", &self.user)
+            .field("password", &self.password)
+            .field("mechanism", &self.mechanism)
+            .finish()
+    }
+}
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::Config(msg.into())
+}
+
+impl SmtpUrl {
+    /// Parses a URL. Errors never include the password.
+    ///
+    /// ```
+    /// use smtpkit::client::SmtpUrl;
+    /// use smtpkit::TlsPolicy;
+    /// let u = SmtpUrl::parse("smtp://me%40example.com:p%40ss@mail.example.com").unwrap();
+    /// assert_eq!((u.host.as_str(), u.port, u.tls), ("mail.example.com", 587, TlsPolicy::Required));
+    /// assert_eq!(u.user.as_deref(), Some("me@example.com"));
+    /// assert_eq!(u.password.unwrap().expose(), "p@ss");
+    /// let u = SmtpUrl::parse("smtps://[::1]").unwrap();
+    /// assert_eq!((u.host.as_str(), u.port, u.tls), ("::1", 465, TlsPolicy::Implicit));
+    /// assert!(SmtpUrl::parse("smtp://h?tls=maybe").is_err());
+    /// ```
+    pub fn parse(url: &str) -> Result<Self, Error> {
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("URL must start with smtp:// or smtps://"))?;
+        let (implicit, default_port) = match scheme.to_ascii_lowercase().as_str() {
+            "smtp" => (false, 587),
+            "smtps" => (true, 465),
+            other => return Err(bad(format!("unsupported URL scheme {other:?} (use smtp or smtps)"))),
+        };
+        let (authority, query) = match rest.split_once('?') {
+            Some((a, q)) => (a, Some(q)),
+            None => (rest, None),
+        };
+        let authority = authority.strip_suffix('/').unwrap_or(authority);
+        if authority.contains('/') || authority.contains('#') {
+            return Err(bad("unexpected path in SMTP URL"));
+        }
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let (host, port) = split_host_port(hostport, default_port)?;
+        let (user, password) = match userinfo {
+            None => (None, None),
+            Some(info) => {
+                let (u, p) = match info.split_once(':') {
+                    Some((u, p)) => (u, Some(p)),
+                    None => (info, None),
+                };
+                let user = percent_decode(u, "user")?;
+                let password = p.map(|p| percent_decode(p, "password")).transpose()?.map(Secret::new);
+                (Some(user), password)
+            }
+        };
+        let mut tls = if implicit { TlsPolicy::Implicit } else { TlsPolicy::Required };
+        let mut mechanism = None;
+        for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "tls" if implicit => return Err(bad("smtps:// is always implicit TLS; tls= is not allowed")),
+                "tls" => {
+                    tls = match value {
+                        "required" => TlsPolicy::Required,
+                        "opportunistic" => TlsPolicy::Opportunistic,
+                        "none" => TlsPolicy::Disabled,
+                        other => return Err(bad(format!("tls={other:?}: use required, opportunistic or none"))),
+                    }
+                }
+                "auth" => {
+                    mechanism = Some(
+                        Mechanism::from_name(value)
+                            .ok_or_else(|| bad(format!("auth={value:?} is not a supported mechanism")))?,
+                    )
+                }
+                other => return Err(bad(format!("unknown URL parameter {other:?}"))),
+            }
+        }
+        Ok(Self { host, port, tls, user, password, mechanism })
+    }
+}
+
+fn split_host_port(hostport: &str, default_port: u16) -> Result<(String, u16), Error> {
+    let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
+        let (h, after) = rest.split_once(']').ok_or_else(|| bad("unclosed '[' in host"))?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(|| bad("garbage after ']'"))?),
+        };
+        (h, port)
+    } else {
+        match hostport.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("missing host in SMTP URL"));
+    }
+    if host.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(bad("invalid character in host"));
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| bad(format!("invalid port {p:?}")))?,
+    };
+    Ok((host.to_string(), port))
+}
+
+fn percent_decode(s: &str, what: &str) -> Result<String, Error> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| bad(format!("bad percent-encoding in {what}")))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad(format!("{what} is not UTF-8 after percent-decoding")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_modes() {
+        let u = SmtpUrl::parse("smtp://localhost").unwrap();
+        assert_eq!((u.port, u.tls), (587, TlsPolicy::Required));
+        let u = SmtpUrl::parse("smtp://localhost:2525?tls=none").unwrap();
+        assert_eq!((u.port, u.tls), (2525, TlsPolicy::Disabled));
+        let u = SmtpUrl::parse("smtp://h?tls=opportunistic&auth=login").unwrap();
+        assert_eq!((u.tls, u.mechanism), (TlsPolicy::Opportunistic, Some(Mechanism::Login)));
+        let u = SmtpUrl::parse("SMTPS://h:1465/").unwrap();
+        assert_eq!((u.port, u.tls), (1465, TlsPolicy::Implicit));
+    }
+
+    #[test]
+    fn errors_never_show_the_password() {
+        for url in ["smtp://u:secretpw@h:99999", "smtp://u:secretpw@h?x=1", "ftp://u:secretpw@h", "smtp://u:secret%zz@h"] {
+            let err = SmtpUrl::parse(url).unwrap_err().to_string();
+            assert!(!err.contains("secret"), "{err}");
+        }
+        let u = SmtpUrl::parse("smtp://u:secretpw@h").unwrap();
+        assert!(!format!("{u:?}").contains("secretpw"));
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for url in ["smtp://", "smtp://:25", "smtp://h:0", "smtp://h/path", "smtps://h?tls=none", "smtp://[::1", "smtp://a b"] {
+            assert!(SmtpUrl::parse(url).is_err(), "{url}");
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! The tokio driver: a short loop that moves bytes between a stream and the sans-IO
+//! [`Session`](crate::proto::session::Session), performs the STARTTLS hand-off and enforces
+//! deadlines with the tokio clock (so tests can pause it).
+
+pub mod transport;
+pub(crate) mod tls;
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use tokio::time::{Instant, timeout_at};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::ClientConfig;
+use tokio_rustls::rustls::pki_types::ServerName;
+
+use crate::proto::error::{Error, Phase};
+use crate::proto::session::{Event, Session, TraceLine, Want};
+use transport::Transport;
+
+/// Receives the redacted transcript, one line at a time.
+pub type TraceSink = Arc<dyn Fn(&TraceLine) + Send + Sync>;
+
+/// Where STARTTLS goes.
+#[derive(Clone)]
+pub(crate) struct TlsTarget {
+    pub config: Arc<ClientConfig>,
+    pub name: ServerName<'static>,
+    pub verified: bool,
+}
+
+const READ_BUF: usize = 16 * 1024;
+
+/// One connection: a session and its transport.
+pub(crate) struct Driver {
+    pub session: Session,
+    io: Transport,
+    buf: Box<[u8]>,
+    tls: Option<TlsTarget>,
+    trace: Option<TraceSink>,
+}
+
+enum Io {
+    Wrote(io::Result<usize>),
+    Read(io::Result<usize>),
+}
+
+pub(crate) fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+impl Driver {
+    pub fn new(session: Session, io: Transport, tls: Option<TlsTarget>, trace: Option<TraceSink>) -> Self {
+        Self { session, io, buf: vec![0; READ_BUF].into_boxed_slice(), tls, trace }
+    }
+
+    /// Performs a TLS handshake on the current (plain) transport.
+    pub async fn handshake(&mut self) -> Result<(), Error> {
+        let target = self.tls.clone().ok_or_else(|| Error::Config("TLS is not configured".into()))?;
+        let Transport::Plain(plain) = std::mem::replace(&mut self.io, Transport::Gone) else {
+            return Err(Error::Config("TLS handshake on a stream that is not plain".into()));
+        };
+        let connector = TlsConnector::from(target.config);
+        let deadline = Instant::now() + self.session.config().timeouts.tls_handshake;
+        match timeout_at(deadline, connector.connect(target.name, plain)).await {
+            Ok(Ok(tls)) => {
+                self.io = Transport::Tls(Box::new(tls));
+                Ok(())
+            }
+            Ok(Err(e)) => Err(tls_error(e)),
+            Err(_) => Err(Error::Timeout(Phase::TlsHandshake)),
+        }
+    }
+
+    /// Whether the TLS target verifies certificates.
+    pub fn tls_verified(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.verified)
+    }
+
+    /// Runs the session until `pick` takes an event, or until the session is idle or
+    /// closed (then `None`).
+    pub async fn run_until<T>(&mut self, mut pick: impl FnMut(Event) -> Option<T>) -> Option<T> {
+        loop {
+            while let Some(event) = self.session.poll_event() {
+                if let Some(found) = pick(event) {
+                    self.flush_trace();
+                    return Some(found);
+                }
+            }
+            self.flush_trace();
+            if let Some(bytes) = self.session.poll_transmit(now()) {
+                self.write(bytes).await;
+                continue;
+            }
+            match self.session.wants() {
+                Want::Read => self.read().await,
+                Want::StartTls => match self.handshake().await {
+                    Ok(()) => {
+                        let verified = self.tls_verified();
+                        self.session.tls_established(verified);
+                    }
+                    Err(e) => self.session.handle_error(e),
+                },
+                Want::Idle => return None,
+                Want::Closed => {
+                    self.shutdown().await;
+                    // Deliver the events the close produced.
+                    while let Some(event) = self.session.poll_event() {
+                        if let Some(found) = pick(event) {
+                            return Some(found);
+                        }
+                    }
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn flush_trace(&mut self) {
+        while let Some(line) = self.session.poll_trace() {
+            #[cfg(feature = "tracing")]
+            tracing::debug!(target: "smtpkit::wire", "{line}");
+            if let Some(sink) = &self.trace {
+                sink(&line);
+            }
+        }
+    }
+
+    /// Reads once, bounded by the session's deadline for the awaited reply.
+    async fn read(&mut self) {
+        let deadline = self.session.poll_timeout().map(Instant::from_std);
+        let read = async {
+            let mut rb = ReadBuf::new(&mut self.buf);
+            poll_fn(|cx| Pin::new(&mut self.io).poll_read(cx, &mut rb)).await.map(|()| rb.filled().len())
+        };
+        let result = match deadline {
+            Some(d) => timeout_at(d, read).await,
+            None => Ok(read.await),
+        };
+        match result {
+            Ok(Ok(0)) => self.session.handle_eof(),
+            Ok(Ok(n)) => self.feed(n),
+            Ok(Err(e)) => self.session.handle_error(io_error(e)),
+            Err(_) => self.session.handle_timeout(now()),
+        }
+    }
+
+    fn feed(&mut self, n: usize) {
+        if let Some(data) = self.buf.get(..n) {
+            self.session.handle_input(now(), data);
+        }
+    }
+
+    /// Writes `bytes` whole, reading at the same time: a server may reply early (a 550
+    /// during DATA, then stop reading) and its words beat a broken pipe.
+    async fn write(&mut self, bytes: Bytes) {
+        let deadline = Instant::now() + self.session.config().timeouts.data_block;
+        let mut written = 0;
+        let mut reading = true;
+        while written < bytes.len() {
+            let rest = bytes.get(written..).unwrap_or_default();
+            let step = {
+                let io = &mut self.io;
+                let buf = &mut self.buf;
+                timeout_at(
+                    deadline,
+                    poll_fn(|cx| {
+                        if let Poll::Ready(r) = Pin::new(&mut *io).poll_write(cx, rest) {
+                            return Poll::Ready(Io::Wrote(r));
+                        }
+                        if reading {
+                            let mut rb = ReadBuf::new(buf);
+                            if let Poll::Ready(r) = Pin::new(&mut *io).poll_read(cx, &mut rb) {
+                                return Poll::Ready(Io::Read(r.map(|()| rb.filled().len())));
+                            }
+                        }
+                        Poll::Pending
+                    }),
+                )
+                .await
+            };
+            match step {
+                Ok(Io::Wrote(Ok(0))) => {
+                    self.session.handle_error(io_error(io::ErrorKind::WriteZero.into()));
+                    return;
+                }
+                Ok(Io::Wrote(Ok(n))) => written += n,
+                Ok(Io::Wrote(Err(e))) => {
+                    self.drain_after_write_error().await;
+                    self.session.handle_error(io_error(e));
+                    return;
+                }
+                Ok(Io::Read(Ok(0))) => {
+                    // The server closed; what it said before is already processed.
+                    reading = false;
+                    self.session.handle_eof();
+                }
+                Ok(Io::Read(Ok(n))) => self.feed(n),
+                Ok(Io::Read(Err(e))) => {
+                    self.session.handle_error(io_error(e));
+                    return;
+                }
+                Err(_) => {
+                    self.session.handle_error(Error::Timeout(Phase::DataBlock));
+                    return;
+                }
+            }
+            if self.session.is_closed() {
+                return;
+            }
+        }
+        let flush = poll_fn(|cx| Pin::new(&mut self.io).poll_flush(cx));
+        match timeout_at(deadline, flush).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.session.handle_error(io_error(e)),
+            Err(_) => self.session.handle_error(Error::Timeout(Phase::DataBlock)),
+        }
+    }
+
+    /// After a failed write, reads what the server may already have said, briefly.
+    async fn drain_after_write_error(&mut self) {
+        let deadline = Instant::now() + std::time::Duration::from_millis(200);
+        for _ in 0..16 {
+            let mut rb = ReadBuf::new(&mut self.buf);
+            let read = poll_fn(|cx| Pin::new(&mut self.io).poll_read(cx, &mut rb));
+            match timeout_at(deadline, read).await {
+                Ok(Ok(())) if !rb.filled().is_empty() => {
+                    let n = rb.filled().len();
+                    self.feed(n);
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Closes the stream; errors are ignored (a TLS peer that drops the connection
+    /// without close_notify after 221 is still a clean end).
+    pub async fn shutdown(&mut self) {
+        let _ = timeout_at(Instant::now() + std::time::Duration::from_secs(1), self.io.shutdown()).await;
+        self.io = Transport::Gone;
+    }
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver").field("session", &self.session).finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn io_error(e: io::Error) -> Error {
+    Error::Io(Arc::new(e))
+}
+
+/// tokio-rustls reports TLS failures (certificate, protocol) as `InvalidData` I/O errors
+/// wrapping the rustls error; anything else during the handshake is the network.
+pub(crate) fn tls_error(e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::InvalidData { Error::Tls(Arc::new(e)) } else { io_error(e) }
+}

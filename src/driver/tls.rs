@@ -1,0 +1,144 @@
+//! TLS client configuration: OS roots from rustls-native-certs, extra PEM roots, or a
+//! caller's own rustls `ClientConfig`; the `ring` provider is used explicitly so no
+//! process-wide default provider has to be installed.
+
+use std::sync::Arc;
+
+use tokio_rustls::rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use tokio_rustls::rustls::crypto::{CryptoProvider, ring};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use tokio_rustls::rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use crate::Error;
+
+/// What the builder collected about TLS.
+#[derive(Clone, Default)]
+pub(crate) struct TlsOptions {
+    pub native_roots: bool,
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    pub config: Option<Arc<ClientConfig>>,
+    pub accept_invalid_certs: bool,
+    pub client_auth: Option<(Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>)>,
+}
+
+impl std::fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field("native_roots", &self.native_roots)
+            .field("extra_roots", &self.extra_roots.len())
+            .field("custom_config", &self.config.is_some())
+            .field("accept_invalid_certs", &self.accept_invalid_certs)
+            .field("client_auth", &self.client_auth.is_some())
+            .finish()
+    }
+}
+
+/// Parses every certificate in a PEM document.
+pub(crate) fn parse_pem_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Config(format!("invalid PEM certificate: {e}")))?;
+    if certs.is_empty() {
+        return Err(Error::Config("no certificate found in PEM input".into()));
+    }
+    Ok(certs)
+}
+
+/// Parses a PEM private key (PKCS#8, PKCS#1 or SEC1).
+pub(crate) fn parse_pem_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, Error> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| Error::Config(format!("invalid PEM private key: {e}")))
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(ring::default_provider())
+}
+
+impl TlsOptions {
+    /// Builds the rustls configuration once per connector.
+    pub(crate) fn build(&self) -> Result<Arc<ClientConfig>, Error> {
+        if let Some(config) = &self.config {
+            return Ok(config.clone());
+        }
+        let mut roots = RootCertStore::empty();
+        if self.native_roots {
+            // Unreadable or malformed system certificates are skipped, as browsers do;
+            // an empty store simply fails verification later with a clear error.
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+        for cert in &self.extra_roots {
+            roots.add(cert.clone()).map_err(|e| Error::Config(format!("unusable root certificate: {e}")))?;
+        }
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Config(format!("TLS setup: {e}")))?
+            .with_root_certificates(roots);
+        let mut config = match &self.client_auth {
+            Some((chain, key)) => builder
+                .with_client_auth_cert(chain.clone(), key.clone_key())
+                .map_err(|e| Error::Config(format!("client certificate: {e}")))?,
+            None => builder.with_no_client_auth(),
+        };
+        if self.accept_invalid_certs {
+            config.dangerous().set_certificate_verifier(Arc::new(AcceptAnything(provider())));
+        }
+        Ok(Arc::new(config))
+    }
+}
+
+/// The server name for SNI and verification: the configured host.
+pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_string()).map_err(|e| Error::Config(format!("invalid TLS server name {host:?}: {e}")))
+}
+
+/// Verifier for `danger_accept_invalid_certs`: checks signatures but not the chain.
+#[derive(Debug)]
+struct AcceptAnything(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnything {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, tokio_rustls::rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+        tokio_rustls::rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+        tokio_rustls::rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
