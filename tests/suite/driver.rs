@@ -1,0 +1,309 @@
+//! The tokio driver over `tokio::io::duplex` with a scripted peer: exact bytes, the
+//! paused tokio clock for deadlines, early replies during DATA, cancellation.
+
+use std::time::Duration;
+
+use smtpkit::{Client, Envelope, Error, Phase, Timeouts, TlsPolicy};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::time::Instant;
+
+/// One step of a scripted server.
+enum Step {
+    /// Write these bytes.
+    Say(&'static str),
+    /// Read until exactly these bytes have arrived, and assert them.
+    Expect(&'static str),
+    /// Write bytes one at a time with a pause between them.
+    Trickle(&'static str, Duration),
+    /// Wait (on the tokio clock).
+    Sleep(Duration),
+    /// Keep the connection open without reading or writing, for this long.
+    Hang(Duration),
+}
+
+async fn serve(mut io: DuplexStream, steps: Vec<Step>) {
+    for step in steps {
+        match step {
+            Step::Say(s) => {
+                if io.write_all(s.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            Step::Expect(s) => {
+                let mut got = vec![0; s.len()];
+                if io.read_exact(&mut got).await.is_err() {
+                    panic!("peer closed; expected {s:?}");
+                }
+                assert_eq!(String::from_utf8_lossy(&got), s);
+            }
+            Step::Trickle(s, gap) => {
+                for b in s.bytes() {
+                    if io.write_all(&[b]).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(gap).await;
+                }
+            }
+            Step::Sleep(d) => tokio::time::sleep(d).await,
+            Step::Hang(d) => {
+                tokio::time::sleep(d).await;
+                return;
+            }
+        }
+    }
+    // Drain until the client closes, so its last writes do not fail.
+    let mut sink = [0u8; 1024];
+    while matches!(io.read(&mut sink).await, Ok(n) if n > 0) {}
+}
+
+const HELLO: [Step; 3] = [
+    Step::Say("220 mx.test ESMTP\r\n"),
+    Step::Expect("EHLO localhost\r\n"),
+    Step::Say("250-mx.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"),
+];
+
+fn plain() -> smtpkit::ClientBuilder {
+    Client::builder("localhost").tls(TlsPolicy::Disabled)
+}
+
+async fn connect(steps: Vec<Step>, builder: smtpkit::ClientBuilder) -> Result<Client, Error> {
+    let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(serve(server_io, steps));
+    builder.build()?.connect_with(client_io).await
+}
+
+fn env() -> Envelope {
+    Envelope::parse("a@example.com", &["b@example.com"]).unwrap()
+}
+
+#[tokio::test]
+async fn pipelined_send_is_byte_exact() {
+    let mut steps: Vec<Step> = HELLO.into_iter().collect();
+    steps.extend([
+        Step::Expect("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"),
+        Step::Say("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n"),
+        Step::Expect("Subject: t\r\n\r\n..dot\r\n.\r\n"),
+        Step::Say("250 2.0.0 Ok: queued as ABC123\r\n"),
+        Step::Expect("QUIT\r\n"),
+        Step::Say("221 bye\r\n"),
+    ]);
+    let mut client = connect(steps, plain()).await.unwrap();
+    let report = client.send(&env(), "Subject: t\r\n\r\n.dot\r\n").await.unwrap();
+    assert_eq!(report.queue_id().as_deref(), Some("ABC123"));
+    assert_eq!(report.accepted().count(), 1);
+    assert!(client.is_reusable());
+    client.quit().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_greeting_times_out_at_the_greeting_deadline() {
+    let start = Instant::now();
+    let err = connect(vec![Step::Hang(Duration::from_secs(3600))], plain()).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout(Phase::Greeting)), "{err:?}");
+    let waited = start.elapsed();
+    // RFC 5321 4.5.3.2.1: 5 minutes, and not a second more than 10% over it.
+    assert!(waited >= Duration::from_secs(300) && waited <= Duration::from_secs(330), "{waited:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn trickled_greeting_hits_the_whole_reply_deadline() {
+    // One byte every 10 s: an idle timer would never fire; a whole-reply deadline does.
+    let line = "220 mx.test ESMTP this greeting is long and arrives one byte at a time\r\n";
+    let start = Instant::now();
+    let err = connect(vec![Step::Trickle(line, Duration::from_secs(10))], plain()).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout(Phase::Greeting)), "{err:?}");
+    assert!(start.elapsed() <= Duration::from_secs(330), "{:?}", start.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn nine_minute_final_reply_is_still_a_success() {
+    let mut steps: Vec<Step> = HELLO.into_iter().collect();
+    steps.extend([
+        Step::Expect("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"),
+        Step::Say("250 ok\r\n250 ok\r\n354 go\r\n"),
+        Step::Expect("x\r\n.\r\n"),
+        Step::Sleep(Duration::from_secs(9 * 60)),
+        Step::Say("250 queued\r\n"),
+    ]);
+    let mut client = connect(steps, plain()).await.unwrap();
+    assert!(client.send(&env(), "x").await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn silence_after_the_dot_is_ambiguous_after_ten_minutes() {
+    let mut steps: Vec<Step> = HELLO.into_iter().collect();
+    steps.extend([
+        Step::Expect("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"),
+        Step::Say("250 ok\r\n250 ok\r\n354 go\r\n"),
+        Step::Expect("x\r\n.\r\n"),
+        Step::Hang(Duration::from_secs(3600)),
+    ]);
+    let mut client = connect(steps, plain()).await.unwrap();
+    let start = Instant::now();
+    let err = client.send(&env(), "x").await.unwrap_err();
+    assert!(err.is_ambiguous(), "{err:?}");
+    assert!(!err.is_transient() && !err.is_permanent());
+    let Error::Ambiguous { cause, recipients } = &err else { unreachable!() };
+    assert!(matches!(**cause, Error::Timeout(Phase::DataEnd)), "{cause:?}");
+    assert_eq!(recipients.len(), 1);
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(600) && waited <= Duration::from_secs(660), "{waited:?}");
+    assert!(!client.is_reusable());
+}
+
+#[tokio::test]
+async fn close_after_the_dot_is_ambiguous_but_close_after_mail_is_not() {
+    let mut steps: Vec<Step> = HELLO.into_iter().collect();
+    steps.extend([
+        Step::Expect("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"),
+        Step::Say("250 ok\r\n250 ok\r\n354 go\r\n"),
+        Step::Expect("x\r\n.\r\n"),
+        Step::Hang(Duration::ZERO),
+    ]);
+    let mut client = connect(steps, plain()).await.unwrap();
+    let err = client.send(&env(), "x").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Ambiguous { cause, .. } if matches!(**cause, Error::ConnectionClosed(_))),
+        "{err:?}"
+    );
+
+    let mut steps: Vec<Step> = HELLO.into_iter().collect();
+    steps.extend([
+        Step::Expect("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"),
+        Step::Hang(Duration::ZERO),
+    ]);
+    let mut client = connect(steps, plain()).await.unwrap();
+    let err = client.send(&env(), "x").await.unwrap_err();
+    assert!(matches!(err, Error::ConnectionClosed(Phase::Mail)), "{err:?}");
+    assert!(err.is_transient());
+}
+
+#[tokio::test(start_paused = true)]
+async fn early_550_during_data_beats_the_broken_pipe() {
+    // The server takes 354, reads a little, says 550 and stops reading. The client's
+    // write blocks on a full pipe; it must report the 550, not a timeout or EPIPE.
+    let mut steps: Vec<Step> = HELLO.into_iter().collect();
+    steps.extend([
+        Step::Expect("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"),
+        Step::Say("250 ok\r\n250 ok\r\n354 go\r\n"),
+        Step::Expect("xxxxxxxx"),
+        Step::Say("550 5.3.4 message too big for me\r\n"),
+        Step::Hang(Duration::from_secs(3600)),
+    ]);
+    let mut client = connect(steps, plain()).await.unwrap();
+    let body = "x".repeat(70).repeat(1).to_string() + "\r\n";
+    let body = body.repeat(100_000); // 7.2 MB, far beyond the 64 KiB pipe
+    let start = Instant::now();
+    let err = client.send(&env(), body).await.unwrap_err();
+    match &err {
+        Error::Rejected { phase: Phase::DataBlock, reply, .. } => assert_eq!(reply.code().0, 550),
+        other => panic!("{other:?}"),
+    }
+    assert!(err.is_permanent());
+    assert!(start.elapsed() < Duration::from_secs(1), "reported promptly, not at a deadline");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_that_stops_reading_hits_the_data_block_deadline() {
+    let mut steps: Vec<Step> = HELLO.into_iter().collect();
+    steps.extend([
+        Step::Expect("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"),
+        Step::Say("250 ok\r\n250 ok\r\n354 go\r\n"),
+        Step::Hang(Duration::from_secs(3600)),
+    ]);
+    let mut client = connect(steps, plain()).await.unwrap();
+    let start = Instant::now();
+    let err = client.send(&env(), "y".repeat(500) + "\r\n").await;
+    let body_err = match err {
+        Err(e) => e,
+        Ok(r) => panic!("{r:?}"),
+    };
+    // Small bodies fit in the pipe: the wait is then for the final reply (10 min).
+    assert!(body_err.is_ambiguous() || matches!(body_err, Error::Timeout(_)), "{body_err:?}");
+    assert!(start.elapsed() <= Duration::from_secs(660));
+
+    let mut steps: Vec<Step> = HELLO.into_iter().collect();
+    steps.extend([
+        Step::Expect("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"),
+        Step::Say("250 ok\r\n250 ok\r\n354 go\r\n"),
+        Step::Hang(Duration::from_secs(3600)),
+    ]);
+    let mut client = connect(steps, plain()).await.unwrap();
+    let start = Instant::now();
+    let err = client.send(&env(), ("z".repeat(98) + "\r\n").repeat(20_000)).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout(Phase::DataBlock)), "{err:?}");
+    assert!(err.is_transient());
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(180) && waited <= Duration::from_secs(198), "{waited:?}");
+}
+
+#[tokio::test]
+async fn a_dropped_send_future_poisons_the_client() {
+    let mut steps: Vec<Step> = HELLO.into_iter().collect();
+    steps.extend([Step::Expect("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")]);
+    steps.push(Step::Hang(Duration::from_secs(3600)));
+    let mut client = connect(steps, plain()).await.unwrap();
+    let envelope = env();
+    {
+        let fut = client.send(&envelope, "x");
+        let _ = tokio::time::timeout(Duration::from_millis(50), fut).await;
+    }
+    assert!(!client.is_reusable());
+    assert!(matches!(client.send(&env(), "x").await, Err(Error::SessionClosed)));
+}
+
+#[tokio::test]
+async fn tls_required_without_starttls_sends_only_ehlo_and_quit() {
+    let steps = vec![
+        Step::Say("220 mx.test ESMTP\r\n"),
+        Step::Expect("EHLO localhost\r\n"),
+        Step::Say("250-mx.test\r\n250 AUTH PLAIN\r\n"),
+        Step::Expect("QUIT\r\n"),
+        Step::Say("221 bye\r\n"),
+    ];
+    let builder = Client::builder("localhost").credentials(smtpkit::Credentials::new("u", "pw"));
+    let err = connect(steps, builder).await.unwrap_err();
+    assert!(matches!(err, Error::ExtensionMissing(smtpkit::Extension::StartTls)), "{err:?}");
+    assert!(err.is_permanent());
+}
+
+#[tokio::test]
+async fn trace_redacts_auth_and_summarises_data() {
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    let steps = vec![
+        Step::Say("220 mx.test ESMTP\r\n"),
+        Step::Expect("EHLO localhost\r\n"),
+        Step::Say("250-mx.test\r\n250-PIPELINING\r\n250 AUTH PLAIN LOGIN\r\n"),
+        Step::Expect("AUTH PLAIN AHUAc2VjcmV0cHc=\r\n"),
+        Step::Say("235 2.7.0 ok\r\n"),
+        Step::Expect("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"),
+        Step::Say("250 ok\r\n250 ok\r\n354 go\r\n"),
+        Step::Expect("top secret body\r\n.\r\n"),
+        Step::Say("250 queued\r\n"),
+    ];
+    let builder = plain()
+        .credentials(smtpkit::Credentials::new("u", "secretpw"))
+        .allow_insecure_auth(true)
+        .trace(move |l| sink.lock().unwrap().push(l.to_string()));
+    let mut client = connect(steps, builder).await.unwrap();
+    client.send(&env(), "top secret body").await.unwrap();
+    let all = lines.lock().unwrap().join("\n");
+    assert!(all.contains("C: AUTH PLAIN [redacted]"), "{all}");
+    assert!(
+        !all.contains("AHUAc2VjcmV0cHc") && !all.contains("secretpw") && !all.contains("top secret"),
+        "{all}"
+    );
+    assert!(all.contains("C: [message data: 15 octets]"), "{all}");
+    assert!(all.contains("S: 250 queued"), "{all}");
+}
+
+#[tokio::test]
+async fn timeouts_are_configurable() {
+    tokio::time::pause();
+    let builder = plain().timeouts(Timeouts { greeting: Duration::from_secs(7), ..Timeouts::default() });
+    let start = Instant::now();
+    let err = connect(vec![Step::Hang(Duration::from_secs(60))], builder).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout(Phase::Greeting)));
+    assert!(start.elapsed() < Duration::from_secs(8));
+}
