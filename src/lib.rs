@@ -15,6 +15,8 @@ pub use proto::timeouts::Timeouts;
 pub mod client;
 #[cfg(feature = "client")]
 mod driver;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 #[cfg(feature = "client")]
 pub use client::{Client, ClientBuilder, Connector, SmtpUrl};

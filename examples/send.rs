@@ -1,0 +1,226 @@
+//! Send one message and report what happened to each recipient.
+//!
+//! ```text
+//! cargo run --example send                      # embedded server on loopback
+//! SMTP_URL=smtp://user:pass@mail.example.com MAIL_FROM=me@example.com \
+//!   MAIL_TO=a@example.org,b@example.org cargo run --example send [message.eml]
+//! ```
+//!
+//! Environment:
+//! - `SMTP_URL`: `smtp://[user[:password]@]host[:port][?tls=required|opportunistic|none]`
+//!   or `smtps://...`; without it an in-process server is started on loopback (STARTTLS
+//!   and AUTH, its CA trusted) and what it captured is printed afterwards.
+//! - `SMTP_CA_FILE`: PEM file of extra trusted roots (optional).
+//! - `MAIL_FROM`, `MAIL_TO` (comma-separated). Defaults exist only for the embedded server.
+//! - `SMTP_TRACE=1`: the session transcript on stderr, AUTH redacted.
+//!
+//! The optional first argument is a file holding a raw RFC 5322 message, sent as given;
+//! otherwise a small built-in text message is sent.
+//!
+//! Output: one line per recipient, `accepted <address> <code> <text>` or
+//! `rejected <address> <code> <enhanced status> <text>` (a missing enhanced status is shown
+//! as its class with `.0.0`); `ambiguous <cause>` when the link failed after the final dot
+//! and delivery is unknown; `error: ...` on stderr for anything else.
+//!
+//! Exit status: 0 when every recipient was accepted; 1 when any was rejected; 2 for usage
+//! or configuration errors; 3 when the outcome is ambiguous; 4 for connection, TLS or
+//! authentication failures.
+
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use smtpkit::testing::TestServer;
+use smtpkit::{Client, Envelope, Error, Reply};
+
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+fn fail(code: u8, message: impl Into<String>) -> Failure {
+    Failure { code, message: message.into() }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn run() -> Result<u8, Failure> {
+    let url = std::env::var("SMTP_URL").ok().filter(|u| !u.is_empty());
+    let embedded = match url {
+        Some(_) => None,
+        None => Some(
+            TestServer::builder()
+                .starttls(true)
+                .user("demo", "demo-password")
+                .start()
+                .await
+                .map_err(|e| fail(4, format!("cannot start the embedded server: {e}")))?,
+        ),
+    };
+    let url = match (&url, &embedded) {
+        (Some(u), _) => u.clone(),
+        (None, Some(server)) => {
+            eprintln!("SMTP_URL not set: using the embedded server at {}", server.addr());
+            server.url()
+        }
+        (None, None) => unreachable!(),
+    };
+    let default_from = embedded.as_ref().map(|_| "sender@example.com");
+    let default_to = embedded.as_ref().map(|_| "rcpt@example.com");
+    let from = env_or("MAIL_FROM", default_from)?;
+    let to = env_or("MAIL_TO", default_to)?;
+    let to: Vec<&str> = to.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let envelope = Envelope::parse(&from, &to).map_err(|e| fail(2, format!("bad envelope: {e}")))?;
+
+    let message = match std::env::args_os().nth(1) {
+        Some(path) => std::fs::read(&path)
+            .map_err(|e| fail(2, format!("cannot read {}: {e}", path.to_string_lossy())))?,
+        None => builtin_message(&from, &to),
+    };
+
+    let mut builder = Client::from_url(&url).map_err(|e| fail(2, e.to_string()))?;
+    if let Ok(path) = std::env::var("SMTP_CA_FILE") {
+        if !path.is_empty() {
+            builder = builder.add_root_pem_file(&path).map_err(|e| fail(2, e.to_string()))?;
+        }
+    }
+    if let Some(server) = &embedded {
+        builder = builder.add_root_pem(server.ca_pem().as_bytes()).map_err(|e| fail(2, e.to_string()))?;
+    }
+    if std::env::var("SMTP_TRACE").is_ok_and(|v| v == "1") {
+        builder = builder.trace(|line| eprintln!("{line}"));
+    }
+
+    let mut client = builder.connect().await.map_err(|e| fail(exit_code_for(&e), e.to_string()))?;
+    let result = client.send(&envelope, message).await;
+    let status = report(&envelope, &result);
+    if client.is_reusable() {
+        let _ = client.quit().await;
+    }
+    if let Some(server) = embedded {
+        print_captured(&server).await;
+        server.shutdown().await;
+    }
+    match (status, result) {
+        (Some(code), _) => Ok(code),
+        (None, Err(e)) => Err(fail(exit_code_for(&e), e.to_string())),
+        (None, Ok(_)) => Ok(0),
+    }
+}
+
+fn env_or(name: &str, default: Option<&str>) -> Result<String, Failure> {
+    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
+        Some(v) => Ok(v),
+        None => {
+            default.map(str::to_string).ok_or_else(|| fail(2, format!("{name} is required with SMTP_URL")))
+        }
+    }
+}
+
+/// Prints one line per recipient; returns the exit code, or `None` for an error that has
+/// no per-recipient answer (printed by the caller).
+fn report(envelope: &Envelope, result: &Result<smtpkit::SendReport, Error>) -> Option<u8> {
+    match result {
+        Ok(report) => {
+            for r in &report.recipients {
+                if r.accepted() {
+                    println!("accepted {} {} {}", r.address, report.reply.code(), full_text(&report.reply));
+                } else {
+                    print_rejected(r.address.as_str(), &r.reply);
+                }
+            }
+            Some(if report.rejected().count() == 0 { 0 } else { 1 })
+        }
+        Err(Error::Ambiguous { cause, .. }) => {
+            println!("ambiguous {cause}");
+            Some(3)
+        }
+        Err(e @ (Error::Rejected { .. } | Error::RecipientsRejected { .. })) => {
+            for rcpt in envelope.to() {
+                let own = e.recipients().iter().find(|r| r.address == *rcpt);
+                match (own, e) {
+                    (Some(r), Error::RecipientsRejected { .. }) => print_rejected(rcpt.as_str(), &r.reply),
+                    (Some(r), _) if !r.accepted() => print_rejected(rcpt.as_str(), &r.reply),
+                    (_, Error::Rejected { reply, .. }) => print_rejected(rcpt.as_str(), reply),
+                    (_, _) => {}
+                }
+            }
+            Some(1)
+        }
+        Err(_) => None,
+    }
+}
+
+fn print_rejected(address: &str, reply: &Reply) {
+    let enhanced =
+        reply.enhanced().map_or_else(|| format!("{}.0.0", reply.code().class()), |e| e.to_string());
+    println!("rejected {address} {} {enhanced} {}", reply.code(), reply.text().replace('\n', " "));
+}
+
+fn full_text(reply: &Reply) -> String {
+    let text = reply.text().replace('\n', " ");
+    match reply.enhanced() {
+        Some(e) => format!("{e} {text}"),
+        None => text,
+    }
+}
+
+fn exit_code_for(e: &Error) -> u8 {
+    match e {
+        Error::Config(_) | Error::Input(_) => 2,
+        Error::Ambiguous { .. } => 3,
+        Error::Rejected { .. } | Error::RecipientsRejected { .. } => 1,
+        _ => 4,
+    }
+}
+
+async fn print_captured(server: &TestServer) {
+    let messages = server.wait_for_messages(1, Duration::from_secs(2)).await;
+    for m in messages {
+        println!("--- the embedded server captured (from <{}> to {:?}):", m.mail_from, m.rcpt_to);
+        print!("{}", String::from_utf8_lossy(&m.data));
+        println!("--- end of message");
+    }
+}
+
+fn builtin_message(from: &str, to: &[&str]) -> Vec<u8> {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    format!(
+        "From: <{from}>\r\nTo: {}\r\nSubject: smtpkit test message\r\nDate: {}\r\n\
+         Message-ID: <{secs}.{}@smtpkit.invalid>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=us-ascii\r\n\r\n\
+         Hello from smtpkit.\r\n.This line starts with a dot and is dot-stuffed on the wire.\r\n",
+        to.iter().map(|t| format!("<{t}>")).collect::<Vec<_>>().join(", "),
+        rfc5322_date(secs),
+        std::process::id(),
+    )
+    .into_bytes()
+}
+
+/// `Sun, 22 Nov 2026 04:19:30 +0000` from Unix seconds (UTC).
+fn rfc5322_date(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil-from-days algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days.rem_euclid(7)) as usize];
+    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        [(month - 1) as usize];
+    format!("{weekday}, {day} {month} {year} {:02}:{:02}:{:02} +0000", rem / 3600, rem % 3600 / 60, rem % 60)
+}
