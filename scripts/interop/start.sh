@@ -25,17 +25,29 @@ if ! [[ $lo =~ ^[0-9]+$ && $hi =~ ^[0-9]+$ ]] || ((lo < 1024 || hi > 65535 || lo
     exit 1
 fi
 
-# port_free PORT: nothing listens on 127.0.0.1:PORT (a connect is refused) and it can be
-# bound. bash's /dev/tcp gives the connect test without extra tools.
-port_free() {
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-        return 1
-    fi
-    "$interop/venv/bin/python" - "$1" <<'PY' 2>/dev/null
-import socket, sys
-s = socket.socket()
-s.bind(("127.0.0.1", int(sys.argv[1])))
-s.close()
+# free_ports N LO HI: the first N ports in LO..HI where nothing accepts a connection on
+# 127.0.0.1 and a bind succeeds (SO_REUSEADDR, as the servers bind: a port in TIME_WAIT
+# is usable, one bound by anything else is not). One python run scans the range.
+free_ports() {
+    "$interop/venv/bin/python" - "$@" <<'PY'
+import errno, socket, sys
+n, lo, hi = map(int, sys.argv[1:])
+found = []
+for port in range(lo, hi + 1):
+    if len(found) == n:
+        break
+    with socket.socket() as c:
+        c.settimeout(1)
+        if c.connect_ex(("127.0.0.1", port)) != errno.ECONNREFUSED:
+            continue
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+    found.append(port)
+print(" ".join(map(str, found)))
 PY
 }
 
@@ -45,10 +57,7 @@ if ! flock -w 120 8; then
     exit 1
 fi
 
-ports=()
-for ((p = lo; p <= hi && ${#ports[@]} < 7; p++)); do
-    port_free "$p" && ports+=("$p")
-done
+read -r -a ports <<<"$(free_ports 7 "$lo" "$hi")"
 if ((${#ports[@]} < 7)); then
     echo "interop: fewer than 7 free ports in $range (found: ${ports[*]:-none})" >&2
     exit 1

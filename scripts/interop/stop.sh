@@ -43,6 +43,8 @@ wait_gone() { # PID TENTHS
 
 status=0
 keep=()
+stopping=()
+# Phase 1: ask every selected server to stop, so their shutdowns overlap.
 while read -r name pid conf; do
     [[ -n ${name:-} ]] || continue
     if ! selected "$name"; then
@@ -58,13 +60,19 @@ while read -r name pid conf; do
     else
         kill -TERM "$pid" 2>/dev/null
     fi
+    stopping+=("$name $pid")
+done <"$pids"
+
+# Phase 2: wait for each (10 s deadline each), then SIGKILL.
+for entry in "${stopping[@]}"; do
+    read -r name pid <<<"$entry"
     if ! wait_gone "$pid" 100; then
         echo "interop: $name (pid $pid) ignored the stop request; killing it" >&2
         kill -KILL "$pid" 2>/dev/null
         wait_gone "$pid" 50 || status=1
     fi
     echo "interop: stopped $name (pid $pid)"
-done <"$pids"
+done
 
 if ((${#keep[@]})); then
     printf '%s\n' "${keep[@]}" >"$pids"
