@@ -232,6 +232,18 @@ def run_common(name, pfx, ca, checks):
     got = wait_for(maildir, marker2, 1)
     check(len(got) == 1 and got[0][2] == msg2, f"implicit TLS readback: {got!r}")
     ok("implicit TLS + AUTH PLAIN + delivery")
+
+    # SMTPUTF8: non-ASCII envelope addresses reach the .envelope file as UTF-8.
+    marker3 = "smoke-utf8-" + uuid.uuid4().hex
+    u_sender, u_rcpt = "s\u00e9nder@example.test", "\u00fcser-\u2713@example.test"
+    msg3 = message(marker3, u_sender, u_rcpt)
+    s = starttls_client(host, port, ctx)
+    s.sendmail(u_sender, [u_rcpt], msg3, mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+    s.quit()
+    got = wait_for(maildir, marker3, 1)
+    check(len(got) == 1 and got[0][0] == u_sender and got[0][1] == [u_rcpt] and got[0][2] == msg3,
+          f"SMTPUTF8 readback: {[(d[0], d[1]) for d in got]}")
+    ok("SMTPUTF8 envelope (non-ASCII sender and recipient) read back exact")
     return ctx, ok
 
 

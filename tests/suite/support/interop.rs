@@ -44,9 +44,12 @@
 //! * Postfix writes one delivery **per recipient** (`recipients.len() == 1`): a message
 //!   to three accepted recipients yields three [`Delivered`] with identical `data`.
 //!   `data` is byte-exact what the client sent after dot-unstuffing, CRLF kept, except
-//!   that Postfix always removes `Bcc:`, `Return-Path:` and `Content-Length:` headers.
-//!   Its own `Received:` header is dropped by a header check (a client's own `Received:`
-//!   headers are kept). A success DSN (`NOTIFY=SUCCESS`) for a sender at `example.test`
+//!   that Postfix always removes `Bcc:`, `Return-Path:` and `Content-Length:` headers,
+//!   and that a message whose first line is not a header gets an empty line (CRLF)
+//!   prepended (an empty header section). Its own `Received:` header is dropped by a
+//!   header check (a client's own `Received:` headers are kept). Checked exact: folded
+//!   headers, a 1500-octet header line, a 5000-octet body line, dot-stuffed lines,
+//!   8-bit UTF-8. A success DSN (`NOTIFY=SUCCESS`) for a sender at `example.test`
 //!   arrives as an extra delivery with an empty sender and that sender as recipient.
 //! * aiosmtpd writes one delivery **per transaction** with every accepted recipient in
 //!   `recipients` (RCPT order); `data` is `envelope.original_content`, byte-exact after
