@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The project's test command: installs and starts the real SMTP servers of the interop
+# tests (Postfix, aiosmtpd) on loopback, proves them with a Python smtplib smoke test,
+# then runs the whole cargo test suite (unit, integration, doc tests) against them.
+#   scripts/test.sh [ARGS...]     ARGS go to `cargo test --all-features`
+# Every server started here is stopped by its PID when this script exits, even on
+# failure or Ctrl-C. Exits with cargo's status. Needs root for the one-time apt install
+# and for Postfix (Debian 12; no systemd or docker needed).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+interop="$root/.interop"
+
+t0=$SECONDS
+scripts/interop/install.sh
+t_install=$((SECONDS - t0))
+
+# From here on servers may be running: whatever happens, stop them. INT/TERM are turned
+# into a normal exit so the EXIT trap runs for them too.
+trap 'scripts/interop/stop.sh' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+t0=$SECONDS
+scripts/interop/start.sh
+t_start=$((SECONDS - t0))
+echo "interop: install ${t_install}s, certificates + start ${t_start}s"
+
+# The servers' addresses and credentials (see tests/suite/support/interop.rs).
+set -a
+# shellcheck source=/dev/null
+. "$interop/env"
+set +a
+
+"$interop/venv/bin/python" scripts/interop/smoke.py
+
+status=0
+cargo test --all-features "$@" || status=$?
+exit "$status"
