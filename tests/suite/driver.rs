@@ -191,7 +191,7 @@ async fn early_550_during_data_beats_the_broken_pipe() {
         Step::Hang(Duration::from_secs(3600)),
     ]);
     let mut client = connect(steps, plain()).await.unwrap();
-    let body = "x".repeat(70).repeat(1).to_string() + "\r\n";
+    let body = "x".repeat(70) + "\r\n";
     let body = body.repeat(100_000); // 7.2 MB, far beyond the 64 KiB pipe
     let start = Instant::now();
     let err = client.send(&env(), body).await.unwrap_err();

@@ -77,8 +77,11 @@ async fn starttls_auth_with(server: Server, mechanism: Mechanism, test: &str) {
         .await
         .unwrap_or_else(|e| panic!("{}: connect: {e}", server.name));
     assert!(client.is_tls());
-    let env = Envelope::parse("sender@example.test", &["ok@example.test", "reject@example.test", "also@example.com"])
-        .unwrap();
+    let env = Envelope::parse(
+        "sender@example.test",
+        &["ok@example.test", "reject@example.test", "also@example.com"],
+    )
+    .unwrap();
     let report = client.send(&env, msg.clone()).await.unwrap_or_else(|e| panic!("{}: {e}", server.name));
     let accepted: Vec<&str> = report.accepted().map(|r| r.address.as_str()).collect();
     assert_eq!(accepted, ["ok@example.test", "also@example.com"], "{}", server.name);
@@ -204,7 +207,8 @@ async fn aiosmtpd_untrusted_certificate_is_refused() {
 
 async fn tempfail_and_all_rejected(server: Server) {
     let mut client = builder(&server, server.starttls, TlsPolicy::Required).connect().await.unwrap();
-    let env = Envelope::parse("sender@example.test", &["tempfail@example.test", "reject@example.test"]).unwrap();
+    let env =
+        Envelope::parse("sender@example.test", &["tempfail@example.test", "reject@example.test"]).unwrap();
     let err = client.send(&env, "Subject: nobody\r\n\r\nx\r\n").await.unwrap_err();
     let Error::RecipientsRejected { recipients } = &err else { panic!("{}: {err:?}", server.name) };
     assert_eq!(recipients[0].reply.code().0, 450);
@@ -271,7 +275,10 @@ async fn postfix_submission_requires_tls_and_auth() {
     // Without credentials the server refuses MAIL.
     let mut client = builder(&s, sub, TlsPolicy::Required).connect().await.unwrap();
     let err = client.send(&env, "Subject: x\r\n\r\nx\r\n").await.unwrap_err();
-    assert!(matches!(&err, Error::Rejected { phase: smtpkit::Phase::Mail, reply, .. } if reply.code().0 == 530), "{err:?}");
+    assert!(
+        matches!(&err, Error::Rejected { phase: smtpkit::Phase::Mail, reply, .. } if reply.code().0 == 530),
+        "{err:?}"
+    );
     client.quit().await.unwrap();
     let marker = marker("pf-submission");
     let msg = message(&marker, "ok@example.test");
@@ -287,7 +294,8 @@ async fn postfix_bare_lf_is_normalised_before_the_wire() {
     // written with '\n' line endings must still be accepted, because smtpkit sends CRLF.
     let Some(s) = interop::postfix_or_skip("postfix_bare_lf") else { return };
     let marker = marker("pf-bare-lf");
-    let body = format!("Subject: {marker}\nMessage-ID: <{marker}@smtpkit.test>\n\nline one\n.dot line\nend\n");
+    let body =
+        format!("Subject: {marker}\nMessage-ID: <{marker}@smtpkit.test>\n\nline one\n.dot line\nend\n");
     let mut client = builder(&s, s.starttls, TlsPolicy::Required).connect().await.unwrap();
     let env = Envelope::parse("sender@example.test", &["ok@example.test"]).unwrap();
     client.send(&env, body.clone()).await.unwrap();
