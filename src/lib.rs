@@ -1,4 +1,4 @@
-//! smtpkit: an SMTP client library with a sans-IO protocol core.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
 pub mod proto;
