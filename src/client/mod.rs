@@ -74,7 +74,7 @@ impl ClientBuilder {
     /// A builder from an `smtp://` or `smtps://` URL (see [`SmtpUrl`]).
     pub fn from_url(url: &str) -> Result<Self, Error> {
         let url = SmtpUrl::parse(url)?;
-        let mut b = Self::new(url.host).port(url.port).tls(url.tls);
+        let mut b = Self::new(url.host).port(url.port).tls(url.tls).lmtp(url.lmtp);
         if let Some(user) = url.user {
             let password = url.password.map(|p| p.expose().clone()).unwrap_or_default();
             b = b.credentials(Credentials::new(user, password));
@@ -136,6 +136,13 @@ impl ClientBuilder {
     /// Use PIPELINING when offered (default on).
     pub fn pipelining(mut self, on: bool) -> Self {
         self.session.pipelining = on;
+        self
+    }
+
+    /// Speak LMTP (RFC 2033): LHLO, and one reply per accepted recipient after the data,
+    /// reported per recipient in the [`SendReport`].
+    pub fn lmtp(mut self, on: bool) -> Self {
+        self.session.lmtp = on;
         self
     }
 

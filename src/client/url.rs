@@ -1,8 +1,9 @@
-//! `smtp://` and `smtps://` URLs.
+//! `smtp://`, `smtps://` and `lmtp://` URLs.
 //!
 //! `smtp://[user[:password]@]host[:port][?tls=required|opportunistic|none]` (default port
 //! 587, STARTTLS required) and `smtps://[user[:password]@]host[:port]` (default port 465,
-//! implicit TLS). User and password are percent-decoded. Plaintext only with `tls=none`.
+//! implicit TLS). `lmtp://` speaks LMTP (RFC 2033, default port 24) with the same `tls=`
+//! choices. User and password are percent-decoded. Plaintext only with `tls=none`.
 
 use crate::proto::error::Error;
 use crate::proto::sasl::{Mechanism, Secret};
@@ -23,6 +24,8 @@ pub struct SmtpUrl {
     pub password: Option<Secret<String>>,
     /// A forced AUTH mechanism (`?auth=`).
     pub mechanism: Option<Mechanism>,
+    /// `lmtp://`: speak LMTP.
+    pub lmtp: bool,
 }
 
 impl std::fmt::Debug for SmtpUrl {
@@ -34,6 +37,7 @@ impl std::fmt::Debug for SmtpUrl {
             .field("user", &self.user)
             .field("password", &self.password)
             .field("mechanism", &self.mechanism)
+            .field("lmtp", &self.lmtp)
             .finish()
     }
 }
@@ -59,10 +63,11 @@ impl SmtpUrl {
     pub fn parse(url: &str) -> Result<Self, Error> {
         let (scheme, rest) =
             url.split_once("://").ok_or_else(|| bad("URL must start with smtp:// or smtps://"))?;
-        let (implicit, default_port) = match scheme.to_ascii_lowercase().as_str() {
-            "smtp" => (false, 587),
-            "smtps" => (true, 465),
-            other => return Err(bad(format!("unsupported URL scheme {other:?} (use smtp or smtps)"))),
+        let (implicit, default_port, lmtp) = match scheme.to_ascii_lowercase().as_str() {
+            "smtp" => (false, 587, false),
+            "smtps" => (true, 465, false),
+            "lmtp" => (false, 24, true),
+            other => return Err(bad(format!("unsupported URL scheme {other:?} (use smtp, smtps or lmtp)"))),
         };
         let (authority, query) = match rest.split_once('?') {
             Some((a, q)) => (a, Some(q)),
@@ -114,7 +119,7 @@ impl SmtpUrl {
                 other => return Err(bad(format!("unknown URL parameter {other:?}"))),
             }
         }
-        Ok(Self { host, port, tls, user, password, mechanism })
+        Ok(Self { host, port, tls, user, password, mechanism, lmtp })
     }
 }
 
@@ -182,6 +187,8 @@ mod tests {
         assert_eq!((u.tls, u.mechanism), (TlsPolicy::Opportunistic, Some(Mechanism::Login)));
         let u = SmtpUrl::parse("SMTPS://h:1465/").unwrap();
         assert_eq!((u.port, u.tls), (1465, TlsPolicy::Implicit));
+        let u = SmtpUrl::parse("lmtp://h?tls=none").unwrap();
+        assert_eq!((u.port, u.tls, u.lmtp), (24, TlsPolicy::Disabled, true));
     }
 
     #[test]

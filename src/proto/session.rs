@@ -128,6 +128,8 @@ pub struct SessionConfig {
     pub timeouts: Timeouts,
     /// Record a redacted transcript, read with [`Session::poll_trace`].
     pub trace: bool,
+    /// Speak LMTP (RFC 2033): LHLO, and one reply per accepted recipient after the data.
+    pub lmtp: bool,
 }
 
 impl Default for SessionConfig {
@@ -145,6 +147,7 @@ impl Default for SessionConfig {
             reply_limits: ReplyLimits::default(),
             timeouts: Timeouts::default(),
             trace: false,
+            lmtp: false,
         }
     }
 }
@@ -236,6 +239,8 @@ enum Kind {
     Rcpt(MessageId, usize),
     Data(MessageId),
     DataEnd(MessageId),
+    /// LMTP: the reply for the n-th accepted recipient after the final dot.
+    LmtpEnd(MessageId, usize),
     Bdat(MessageId, bool),
     Rset(Option<OpId>),
     Noop(OpId),
@@ -254,7 +259,7 @@ impl Kind {
             Kind::Mail(_) => Phase::Mail,
             Kind::Rcpt(..) => Phase::Rcpt,
             Kind::Data(_) => Phase::Data,
-            Kind::DataEnd(_) | Kind::Bdat(_, true) => Phase::DataEnd,
+            Kind::DataEnd(_) | Kind::LmtpEnd(..) | Kind::Bdat(_, true) => Phase::DataEnd,
             Kind::Bdat(_, false) => Phase::Bdat,
             Kind::Rset(_) => Phase::Rset,
             Kind::Noop(_) => Phase::Noop,
@@ -297,6 +302,8 @@ struct Tx {
     end_queued: bool,
     /// The end of data was handed to the driver: from here on a lost link is ambiguous.
     end_written: bool,
+    /// LMTP per-recipient replies after the final dot.
+    lmtp: Vec<Reply>,
 }
 
 impl Tx {
@@ -433,6 +440,7 @@ impl Session {
             aborting: false,
             end_queued: false,
             end_written: false,
+            lmtp: Vec::new(),
         });
         self.ops.push_back(Op::Message(id));
         self.advance();
@@ -683,6 +691,7 @@ impl Session {
             Kind::Rcpt(id, i) => self.on_rcpt(id, i, reply),
             Kind::Data(id) => self.on_data(id, reply),
             Kind::DataEnd(id) => self.on_data_end(id, reply),
+            Kind::LmtpEnd(id, i) => self.on_lmtp_end(id, i, reply),
             Kind::Bdat(id, last) => self.on_bdat(id, last, reply),
             Kind::Rset(op) => self.on_rset(op, reply),
             Kind::Noop(op) | Kind::Vrfy(op) => self.command_done(op, kind.phase(), reply),
@@ -713,8 +722,12 @@ impl Session {
 
     fn on_421(&mut self, kind: Kind, reply: Reply) {
         let phase = kind.phase();
-        if let Kind::Mail(id) | Kind::Rcpt(id, _) | Kind::Data(id) | Kind::DataEnd(id) | Kind::Bdat(id, _) =
-            kind
+        if let Kind::Mail(id)
+        | Kind::Rcpt(id, _)
+        | Kind::Data(id)
+        | Kind::DataEnd(id)
+        | Kind::LmtpEnd(id, _)
+        | Kind::Bdat(id, _) = kind
         {
             let recipients = self.tx(id).map(Tx::results).unwrap_or_default();
             self.finish_tx(id, Err(Error::Rejected { phase, reply: reply.clone(), recipients }));
@@ -736,7 +749,8 @@ impl Session {
 
     fn send_ehlo(&mut self) {
         let name = self.config.ehlo_name.clone();
-        self.push_command(&Command::Ehlo(&name), Kind::Ehlo);
+        let cmd = if self.config.lmtp { Command::Lhlo(&name) } else { Command::Ehlo(&name) };
+        self.push_command(&cmd, Kind::Ehlo);
     }
 
     fn on_ehlo(&mut self, reply: Reply) {
@@ -746,7 +760,8 @@ impl Session {
             return;
         }
         let tls_missing = !self.tls_active && self.config.tls == TlsPolicy::Required;
-        if reply.is_permanent() && !tls_missing {
+        // LMTP has no HELO (RFC 2033 section 4.1).
+        if reply.is_permanent() && !tls_missing && !self.config.lmtp {
             // RFC 5321 section 3.2: a client "MUST ... fall back to HELO" when EHLO is not
             // recognised — but never when that would skip a required STARTTLS.
             let name = self.config.ehlo_name.clone();
@@ -899,7 +914,10 @@ impl Session {
     fn may_start_group(&self) -> bool {
         self.in_flight.is_empty()
             || (self.pipelining()
-                && self.in_flight.iter().all(|p| matches!(p.kind, Kind::DataEnd(_) | Kind::Rset(None))))
+                && self
+                    .in_flight
+                    .iter()
+                    .all(|p| matches!(p.kind, Kind::DataEnd(_) | Kind::LmtpEnd(..) | Kind::Rset(None))))
     }
 
     /// Checks extensions and limits, then sends MAIL (and, pipelined, the RCPTs and DATA).
@@ -912,7 +930,8 @@ impl Session {
             }
             None => return,
         };
-        let chunking = self.config.chunking && self.caps.chunking();
+        // BDAT under LMTP changes the reply counting; LMTP always uses DATA here.
+        let chunking = self.config.chunking && self.caps.chunking() && !self.config.lmtp;
         let pipelining = self.pipelining();
         let Some(tx) = self.tx_mut(id) else { return };
         tx.bdat = chunking;
@@ -1079,6 +1098,35 @@ impl Session {
             return;
         } else {
             Err(Error::Rejected { phase: Phase::DataEnd, reply, recipients: tx.results() })
+        };
+        self.finish_tx(id, result);
+    }
+
+    fn on_lmtp_end(&mut self, id: MessageId, i: usize, reply: Reply) {
+        if reply.code().is_positive_intermediate() {
+            self.fatal(ProtocolError::UnexpectedReply { phase: Phase::DataEnd, reply }.into());
+            return;
+        }
+        let Some(tx) = self.tx_mut(id) else { return };
+        tx.lmtp.push(reply);
+        if tx.lmtp.len() <= i || tx.lmtp.len() < tx.accepted() {
+            return; // more per-recipient replies follow
+        }
+        // Each accepted recipient's final word replaces its RCPT reply in the report.
+        let mut finals = std::mem::take(&mut tx.lmtp).into_iter();
+        let mut recipients = tx.results();
+        for r in recipients.iter_mut().filter(|r| r.accepted()) {
+            if let Some(f) = finals.next() {
+                r.reply = f;
+            }
+        }
+        let result = match recipients.iter().find(|r| r.accepted()) {
+            Some(first) => Ok(SendReport { id, reply: first.reply.clone(), recipients }),
+            None => {
+                let reply =
+                    recipients.last().map_or_else(|| Reply::single(554, "no recipient"), |r| r.reply.clone());
+                Err(Error::Rejected { phase: Phase::DataEnd, reply, recipients })
+            }
         };
         self.finish_tx(id, result);
     }
@@ -1263,11 +1311,26 @@ impl Session {
         if let Encoder::Data(stuffer) = state.encoder {
             stuffer.finish(&mut self.out);
         }
-        self.in_flight.push_back(Pending { kind: Kind::DataEnd(state.id), sent_at: None });
+        self.push_end_of_data(state.id);
         self.trace_data(octets);
         self.current = None;
         // Pipelining: the next message's commands join the same write.
         self.advance();
+    }
+
+    /// RFC 2033 section 4.2: after the final dot an LMTP server sends "one reply for each
+    /// successful RCPT command", in the order of the RCPT commands; SMTP sends one.
+    fn push_end_of_data(&mut self, id: MessageId) {
+        let accepted = match self.tx(id) {
+            Some(tx) if self.config.lmtp => tx.accepted(),
+            _ => 0,
+        };
+        if accepted == 0 {
+            self.in_flight.push_back(Pending { kind: Kind::DataEnd(id), sent_at: None });
+        }
+        for i in 0..accepted {
+            self.in_flight.push_back(Pending { kind: Kind::LmtpEnd(id, i), sent_at: None });
+        }
     }
 
     fn emit_bdat_chunk(&mut self, id: MessageId, chunk: Vec<u8>, last: bool) {

@@ -307,3 +307,30 @@ async fn timeouts_are_configurable() {
     assert!(matches!(err, Error::Timeout(Phase::Greeting)));
     assert!(start.elapsed() < Duration::from_secs(8));
 }
+
+#[tokio::test]
+async fn lmtp_reports_one_final_reply_per_recipient() {
+    let steps = vec![
+        Step::Say("220 lmtp.test LMTP\r\n"),
+        Step::Expect("LHLO localhost\r\n"),
+        Step::Say("250-lmtp.test\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n"),
+        Step::Expect(
+            "MAIL FROM:<a@example.com>\r\nRCPT TO:<x@example.com>\r\nRCPT TO:<y@example.com>\r\n\
+             RCPT TO:<z@example.com>\r\nDATA\r\n",
+        ),
+        Step::Say("250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no such user\r\n250 2.1.5 ok\r\n354 go\r\n"),
+        Step::Expect("hi\r\n.\r\n"),
+        Step::Say("250 2.0.0 x delivered\r\n452 4.2.2 z over quota\r\n"),
+    ];
+    let mut client = connect(steps, plain().lmtp(true)).await.unwrap();
+    let env = Envelope::parse("a@example.com", &["x@example.com", "y@example.com", "z@example.com"]).unwrap();
+    let report = client.send(&env, "hi").await.unwrap();
+    let summary: Vec<(String, u16)> =
+        report.recipients.iter().map(|r| (r.address.to_string(), r.reply.code().0)).collect();
+    assert_eq!(
+        summary,
+        [("x@example.com".into(), 250), ("y@example.com".into(), 550), ("z@example.com".into(), 452)]
+    );
+    assert_eq!(report.accepted().count(), 1);
+    assert!(client.is_reusable());
+}

@@ -303,3 +303,26 @@ async fn postfix_bare_lf_is_normalised_before_the_wire() {
     let expected = body.replace('\n', "\r\n");
     delivered_exactly(&s, &marker, expected.as_bytes(), &["ok@example.test"]);
 }
+
+#[tokio::test]
+async fn aiosmtpd_lmtp_one_reply_per_recipient() {
+    let Some(s) = interop::aiosmtpd_or_skip("aiosmtpd_lmtp") else { return };
+    let lmtp = s.lmtp.expect("aiosmtpd has an LMTP listener");
+    let marker = marker("aio-lmtp");
+    let msg = message(&marker, "ok@example.test");
+    let mut client = Client::from_url(&format!("lmtp://127.0.0.1:{}?tls=none", lmtp.port()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let env = Envelope::parse(
+        "sender@example.test",
+        &["ok@example.test", "reject@example.test", "two@example.test"],
+    )
+    .unwrap();
+    let report = client.send(&env, msg.clone()).await.unwrap();
+    let codes: Vec<u16> = report.recipients.iter().map(|r| r.reply.code().0).collect();
+    assert_eq!(codes, [250, 550, 250]);
+    client.quit().await.unwrap();
+    delivered_exactly(&s, &marker, &msg, &["ok@example.test", "two@example.test"]);
+}
