@@ -14,8 +14,10 @@
 
 pub mod url;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -38,6 +40,13 @@ use crate::proto::timeouts::Timeouts;
 
 pub use url::SmtpUrl;
 
+/// A future resolving to a fresh OAuth 2.0 access token.
+pub type TokenFuture = Pin<Box<dyn Future<Output = Result<String, Error>> + Send>>;
+
+/// Fetches a fresh OAuth 2.0 access token for each new connection (refreshing it as the
+/// service sees fit).
+pub type TokenProvider = Arc<dyn Fn() -> TokenFuture + Send + Sync>;
+
 /// Configures and builds a [`Connector`] (or connects directly).
 #[derive(Clone)]
 pub struct ClientBuilder {
@@ -46,6 +55,7 @@ pub struct ClientBuilder {
     session: SessionConfig,
     tls: TlsOptions,
     trace: Option<TraceSink>,
+    oauth: Option<(String, TokenProvider)>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -68,6 +78,7 @@ impl ClientBuilder {
             session: SessionConfig::default(),
             tls: TlsOptions { native_roots: true, ..TlsOptions::default() },
             trace: None,
+            oauth: None,
         }
     }
 
@@ -103,7 +114,26 @@ impl ClientBuilder {
         self
     }
 
-    /// Allowed AUTH mechanisms in order of preference (default PLAIN, LOGIN).
+    /// Authenticate with OAuth 2.0 (OAUTHBEARER or XOAUTH2, whichever the server offers,
+    /// OAUTHBEARER first): `provider` is called for a fresh token on every new connection.
+    ///
+    /// ```
+    /// # use smtpkit::Client;
+    /// let builder = Client::builder("smtp.example.com").oauth("me@example.com", || {
+    ///     Box::pin(async { Ok::<_, smtpkit::Error>("ya29.token-from-your-refresh-logic".to_string()) })
+    /// });
+    /// ```
+    pub fn oauth(
+        mut self,
+        user: impl Into<String>,
+        provider: impl Fn() -> TokenFuture + Send + Sync + 'static,
+    ) -> Self {
+        self.oauth = Some((user.into(), Arc::new(provider)));
+        self
+    }
+
+    /// Allowed AUTH mechanisms in order of preference (default: strongest first, SCRAM-SHA-256,
+    /// CRAM-MD5, PLAIN, LOGIN for passwords; OAUTHBEARER, XOAUTH2 for tokens).
     pub fn mechanisms(mut self, mechanisms: &[Mechanism]) -> Self {
         self.session.mechanisms = mechanisms.to_vec();
         self
@@ -216,9 +246,11 @@ impl ClientBuilder {
         };
         let mut session = self.session;
         session.trace = self.trace.is_some() || cfg!(feature = "tracing");
-        Ok(Connector {
-            inner: Arc::new(ConnectorInner { host: self.host, port, session, tls, trace: self.trace }),
-        })
+        session.server_name = self.host.clone();
+        session.server_port = port;
+        let inner =
+            ConnectorInner { host: self.host, port, session, tls, trace: self.trace, oauth: self.oauth };
+        Ok(Connector { inner: Arc::new(inner) })
     }
 
     /// Builds and connects.
@@ -233,6 +265,7 @@ struct ConnectorInner {
     session: SessionConfig,
     tls: Option<TlsTarget>,
     trace: Option<TraceSink>,
+    oauth: Option<(String, TokenProvider)>,
 }
 
 /// A cheap-to-clone recipe for connections to one server with one configuration.
@@ -296,7 +329,14 @@ impl Connector {
     /// Runs the handshake over a stream the caller opened (a proxy, a test duplex).
     pub async fn connect_with<S: Stream>(&self, stream: S) -> Result<Client, Error> {
         let boxed: BoxStream = Box::new(stream);
-        let session = Session::new(self.inner.session.clone(), now());
+        let mut config = self.inner.session.clone();
+        if let Some((user, provider)) = &self.inner.oauth {
+            config.credentials = Some(Credentials::oauth(user.clone(), provider().await?));
+        }
+        let mut session = Session::new(config, now());
+        if let Some(nonce) = scram_nonce() {
+            session.set_sasl_nonce(nonce);
+        }
         let mut driver =
             Driver::new(session, Transport::Plain(boxed), self.inner.tls.clone(), self.inner.trace.clone());
         if self.inner.session.tls == TlsPolicy::Implicit {
@@ -322,6 +362,15 @@ impl Connector {
             None => Err(Error::SessionClosed),
         }
     }
+}
+
+/// 144 random bits for a SCRAM client nonce, base64 (never a `,`). Without an OS random
+/// source SCRAM is simply not offered to the server.
+fn scram_nonce() -> Option<String> {
+    use base64::Engine as _;
+    let mut raw = [0u8; 18];
+    getrandom::fill(&mut raw).ok()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(raw))
 }
 
 /// One SMTP connection, ready to send.

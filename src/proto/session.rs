@@ -24,7 +24,7 @@ use super::dot_stuff::{BodyInfo, DotStuffer, LineEndings, Normalizer, analyze};
 use super::error::{Error, Extension, InputError, Phase, ProtocolError};
 use super::params::{Body, MailParams, MessageOptions, RcptParams};
 use super::reply::{Reply, ReplyLimits, ReplyParser};
-use super::sasl::{Credentials, Mechanism, SaslClient};
+use super::sasl::{Credentials, Mechanism, SaslClient, SaslContext};
 use super::timeouts::Timeouts;
 
 /// Identifies a message handed to [`Session::send_message`].
@@ -130,6 +130,10 @@ pub struct SessionConfig {
     pub trace: bool,
     /// Speak LMTP (RFC 2033): LHLO, and one reply per accepted recipient after the data.
     pub lmtp: bool,
+    /// The server's host name, for mechanisms that bind to it (OAUTHBEARER).
+    pub server_name: String,
+    /// The server's port, for OAUTHBEARER.
+    pub server_port: u16,
 }
 
 impl Default for SessionConfig {
@@ -148,6 +152,8 @@ impl Default for SessionConfig {
             timeouts: Timeouts::default(),
             trace: false,
             lmtp: false,
+            server_name: String::new(),
+            server_port: 0,
         }
     }
 }
@@ -379,6 +385,7 @@ pub struct Session {
     tls_active: bool,
     tls_verified: bool,
     sasl: Option<SaslClient>,
+    sasl_nonce: Option<String>,
     last_reply_at: Instant,
     next_id: u64,
 }
@@ -406,6 +413,7 @@ impl Session {
             tls_active: false,
             tls_verified: false,
             sasl: None,
+            sasl_nonce: None,
             last_reply_at: now,
             next_id: 0,
         }
@@ -493,6 +501,12 @@ impl Session {
     }
 
     // ---- driver interface ------------------------------------------------------------
+
+    /// Supplies a fresh random nonce (printable ASCII, no `,`) for SCRAM; the core has no
+    /// randomness of its own. Without it, SCRAM is never chosen.
+    pub fn set_sasl_nonce(&mut self, nonce: String) {
+        self.sasl_nonce = Some(nonce);
+    }
 
     /// Feeds bytes read from the server.
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
@@ -833,11 +847,24 @@ impl Session {
             self.fail_with_quit(Error::ExtensionMissing(Extension::Auth));
             return;
         }
-        let Some(mech) = Mechanism::choose(self.caps.auth_mechanisms(), &self.config.mechanisms) else {
+        let have_nonce = self.sasl_nonce.is_some();
+        let allowed: Vec<Mechanism> = self
+            .config
+            .mechanisms
+            .iter()
+            .copied()
+            .filter(|m| *m != Mechanism::ScramSha256 || have_nonce)
+            .collect();
+        let Some(mech) = Mechanism::choose(self.caps.auth_mechanisms(), &allowed, creds.kind()) else {
             self.fail_with_quit(Error::NoAuthMechanism(self.caps.auth_mechanisms().to_vec()));
             return;
         };
-        let mut sasl = match SaslClient::new(mech, creds) {
+        let context = SaslContext {
+            host: self.config.server_name.clone(),
+            port: self.config.server_port,
+            nonce: self.sasl_nonce.take(),
+        };
+        let mut sasl = match SaslClient::new(mech, creds, context) {
             Ok(s) => s,
             Err(e) => {
                 self.fail_with_quit(InputError::Sasl(e).into());
@@ -859,7 +886,10 @@ impl Session {
                 None => self.fatal(ProtocolError::UnexpectedReply { phase: Phase::Auth, reply }.into()),
             }
         } else if reply.is_positive() {
-            self.sasl = None;
+            if let Some(Err(e)) = self.sasl.take().map(|s| s.finish()) {
+                self.fatal(ProtocolError::Sasl(e).into());
+                return;
+            }
             self.become_ready();
         } else if reply.code().is_positive_intermediate() {
             self.fatal(ProtocolError::UnexpectedReply { phase: Phase::Auth, reply }.into());
