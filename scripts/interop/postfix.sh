@@ -50,7 +50,17 @@ start() {
     command -v postfix >/dev/null || die "postfix is not installed (run scripts/interop/install.sh)"
     [[ -s $certs/server.pem && -s $certs/untrusted.pem ]] || die "no certificates (run scripts/interop/certs.sh)"
     if [[ -f $queue/pid/master.pid ]] && postfix -c "$dir" status >/dev/null 2>&1; then
-        die "an instance is already running from $dir (scripts/interop/stop.sh stops it)"
+        # Left over from a run that was killed before its stop step and lost its pids
+        # line. It runs from this worktree's own config directory, so stopping it
+        # touches nothing else.
+        echo "interop: postfix: stopping a stale instance from $dir" >&2
+        postfix -c "$dir" stop >/dev/null 2>&1 || true
+        local i
+        for ((i = 0; i < 100; i++)); do
+            postfix -c "$dir" status >/dev/null 2>&1 || break
+            sleep 0.1
+        done
+        ! postfix -c "$dir" status >/dev/null 2>&1 || die "stale instance in $dir does not stop"
     fi
 
     # A fresh instance every time: old queue files or mail must not leak into a run.
