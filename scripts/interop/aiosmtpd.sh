@@ -32,7 +32,7 @@ start() {
     if [[ -s $interop/aiosmtpd.pid ]]; then
         local old
         old="$(cat "$interop/aiosmtpd.pid")"
-        if [[ $(tr '\0' ' ' <"/proc/$old/cmdline" 2>/dev/null) == *"$here/aiosmtpd_server.py"* ]]; then
+        if [[ $({ tr '\0' ' ' <"/proc/$old/cmdline"; } 2>/dev/null) == *"$here/aiosmtpd_server.py"* ]]; then
             echo "interop: aiosmtpd: stopping a stale server (pid $old)" >&2
             kill -TERM "$old" 2>/dev/null || true
             local j
