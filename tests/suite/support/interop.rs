@@ -206,6 +206,34 @@ pub fn wait_for_delivery(
     }
 }
 
+/// Polls like [`wait_for_delivery`] until every address in `recipients` appears in a
+/// delivery whose data contains `marker`, or `timeout` has passed; returns the matching
+/// deliveries in delivery order. This hides the difference between the servers (Postfix
+/// writes one delivery per recipient, aiosmtpd one per transaction), so it is the call
+/// to use when a test knows which recipients were accepted. Assert on the result: on
+/// timeout some recipients are missing from it.
+pub fn wait_for_recipients(
+    server: &Server,
+    marker: &str,
+    recipients: &[&str],
+    timeout: Duration,
+) -> Vec<Delivered> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let found: Vec<Delivered> = read_maildir(&server.maildir)
+            .into_iter()
+            .filter(|d| contains(&d.data, marker.as_bytes()))
+            .collect();
+        let complete =
+            recipients.iter().all(|want| found.iter().any(|d| d.recipients.iter().any(|r| r == want)));
+        let now = Instant::now();
+        if complete || now >= deadline {
+            return found;
+        }
+        thread::sleep(Duration::from_millis(50).min(deadline - now));
+    }
+}
+
 /// Every complete delivery in `maildir/new`, in delivery (file-name) order.
 pub fn read_maildir(maildir: &Path) -> Vec<Delivered> {
     let new = maildir.join("new");
