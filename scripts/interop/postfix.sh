@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a private Postfix instance for the interop tests from .interop/postfix/ (its own
-# main.cf, master.cf, queue, sasldb, log); /etc/postfix is never touched.
+# main.cf, master.cf, queue, sasldb, log; under /tmp when the checkout is private, see
+# common.sh); /etc/postfix is never touched.
 #   SMTPKIT_POSTFIX_PASSWORD=... postfix.sh start PORT_STARTTLS PORT_SMTPS PORT_SUBMISSION PORT_UNTRUSTED
 #   postfix.sh stop      (same as stop.sh postfix)
 # start: writes the config from the templates beside this script, empties the maildir
@@ -12,14 +13,16 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-interop="$root/.interop"
-base="$interop/postfix"
+# shellcheck source=scripts/interop/common.sh
+. "$here/common.sh"
+runtime="$(postfix_runtime)"
+base="$runtime/postfix"
 # Config apart from the queue: `postfix check` wants everything under the config
 # directory owned by root, the queue belongs to the postfix user.
 dir="$base/etc"
 queue="$base/queue"
 log="$base/log"
-maildir="$interop/postfix-maildir"
+maildir="$runtime/postfix-maildir"
 certs="$interop/certs"
 user=testuser
 realm=example.test
