@@ -19,8 +19,8 @@
 //! # What both servers do
 //! They accept any recipient at `example.test` and `example.com` (and subdomains),
 //! refuse `reject@example.test` with `550 5.1.1` and `tempfail@example.test` with
-//! `450 4.2.0` at RCPT time, and other domains with `554 5.7.1` (relay denied). Only the
-//! `starttls` and `implicit_tls` listeners of a [`Server`] share one `user`/`password`.
+//! `450 4.2.0` at RCPT time, and other domains with `554 5.7.1` (relay denied). Every
+//! listener of a [`Server`] that offers AUTH takes the same `user`/`password`.
 //!
 //! * Postfix: `starttls` offers STARTTLS, AUTH (PLAIN LOGIN CRAM-MD5) only after TLS;
 //!   `implicit_tls` is wrapper mode with AUTH; `submission` requires STARTTLS and then
