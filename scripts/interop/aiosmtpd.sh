@@ -27,6 +27,22 @@ start() {
     [[ -n ${SMTPKIT_AIOSMTPD_PASSWORD:-} ]] || die "SMTPKIT_AIOSMTPD_PASSWORD is not set"
     [[ -x $python ]] || die "no venv at $interop/venv (run scripts/interop/install.sh)"
     [[ -s $certs/server.pem ]] || die "no certificates (run scripts/interop/certs.sh)"
+    # A server left over from a killed run that lost its pids line: its own pid file
+    # names it; it is stopped only if that PID still runs this worktree's script.
+    if [[ -s $interop/aiosmtpd.pid ]]; then
+        local old
+        old="$(cat "$interop/aiosmtpd.pid")"
+        if [[ $({ tr '\0' ' ' <"/proc/$old/cmdline"; } 2>/dev/null) == *"$here/aiosmtpd_server.py"* ]]; then
+            echo "interop: aiosmtpd: stopping a stale server (pid $old)" >&2
+            kill -TERM "$old" 2>/dev/null || true
+            local j
+            for ((j = 0; j < 50; j++)); do
+                kill -0 "$old" 2>/dev/null || break
+                sleep 0.1
+            done
+            kill -KILL "$old" 2>/dev/null || true
+        fi
+    fi
     rm -rf "$base" "$maildir"
     mkdir -p "$base" "$maildir/tmp" "$maildir/new" "$maildir/cur"
     # Detached from the caller's stdio (stdin from /dev/null, output to the log) so a CI
@@ -38,6 +54,7 @@ start() {
         </dev/null >"$base/server.log" 2>&1 &
     local pid=$!
     echo "aiosmtpd $pid" >>"$interop/pids"
+    echo "$pid" >"$interop/aiosmtpd.pid"
     local i
     for ((i = 0; i < 200; i++)); do
         grep -q '^READY' "$base/server.log" 2>/dev/null && return 0

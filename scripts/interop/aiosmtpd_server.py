@@ -13,8 +13,8 @@ maildir in the format shared with the Postfix pipe agent (deliver.sh):
   MAILDIR/new/ID.eml        envelope.original_content: the DATA bytes after dot-unstuffing,
                             CRLF kept
   MAILDIR/new/ID.envelope   line 1: MAIL FROM address (empty for <>), then one RCPT a line
-One file pair per transaction, with every accepted recipient in it (Postfix writes one
-per recipient). The password comes from the environment variable named by
+One file pair per transaction, with every accepted recipient in it (as the Postfix
+instance does). The password comes from the environment variable named by
 --password-env, never from the command line, and is never logged.
 Prints READY on stdout once every listener is bound.
 """

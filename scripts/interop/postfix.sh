@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a private Postfix instance for the interop tests from .interop/postfix/ (its own
-# main.cf, master.cf, queue, sasldb, log); /etc/postfix is never touched.
+# main.cf, master.cf, queue, sasldb, log; under /tmp when the checkout is private, see
+# common.sh); /etc/postfix is never touched.
 #   SMTPKIT_POSTFIX_PASSWORD=... postfix.sh start PORT_STARTTLS PORT_SMTPS PORT_SUBMISSION PORT_UNTRUSTED
 #   postfix.sh stop      (same as stop.sh postfix)
 # start: writes the config from the templates beside this script, empties the maildir
@@ -12,14 +13,16 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-interop="$root/.interop"
-base="$interop/postfix"
+# shellcheck source=scripts/interop/common.sh
+. "$here/common.sh"
+runtime="$(postfix_runtime)"
+base="$runtime/postfix"
 # Config apart from the queue: `postfix check` wants everything under the config
 # directory owned by root, the queue belongs to the postfix user.
 dir="$base/etc"
 queue="$base/queue"
 log="$base/log"
-maildir="$interop/postfix-maildir"
+maildir="$runtime/postfix-maildir"
 certs="$interop/certs"
 user=testuser
 realm=example.test
@@ -50,7 +53,17 @@ start() {
     command -v postfix >/dev/null || die "postfix is not installed (run scripts/interop/install.sh)"
     [[ -s $certs/server.pem && -s $certs/untrusted.pem ]] || die "no certificates (run scripts/interop/certs.sh)"
     if [[ -f $queue/pid/master.pid ]] && postfix -c "$dir" status >/dev/null 2>&1; then
-        die "an instance is already running from $dir (scripts/interop/stop.sh stops it)"
+        # Left over from a run that was killed before its stop step and lost its pids
+        # line. It runs from this worktree's own config directory, so stopping it
+        # touches nothing else.
+        echo "interop: postfix: stopping a stale instance from $dir" >&2
+        postfix -c "$dir" stop >/dev/null 2>&1 || true
+        local i
+        for ((i = 0; i < 100; i++)); do
+            postfix -c "$dir" status >/dev/null 2>&1 || break
+            sleep 0.1
+        done
+        ! postfix -c "$dir" status >/dev/null 2>&1 || die "stale instance in $dir does not stop"
     fi
 
     # A fresh instance every time: old queue files or mail must not leak into a run.

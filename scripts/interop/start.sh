@@ -11,7 +11,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-interop="$root/.interop"
+# shellcheck source=scripts/interop/common.sh
+. "$here/common.sh"
 mkdir -p "$interop"
 "$here/stop.sh" >/dev/null
 
@@ -83,7 +84,7 @@ export SMTPKIT_POSTFIX_SUBMISSION=127.0.0.1:${ports[2]}
 export SMTPKIT_POSTFIX_UNTRUSTED=127.0.0.1:${ports[3]}
 export SMTPKIT_POSTFIX_USER=testuser@example.test
 export SMTPKIT_POSTFIX_PASSWORD=$pf_pass
-export SMTPKIT_POSTFIX_MAILDIR=$interop/postfix-maildir
+export SMTPKIT_POSTFIX_MAILDIR=$(postfix_runtime)/postfix-maildir
 export SMTPKIT_AIOSMTPD_STARTTLS=127.0.0.1:${ports[4]}
 export SMTPKIT_AIOSMTPD_SMTPS=127.0.0.1:${ports[5]}
 export SMTPKIT_AIOSMTPD_LMTP=127.0.0.1:${ports[6]}

@@ -9,7 +9,10 @@ set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 pids="$root/.interop/pids"
-[[ -f $pids ]] || exit 0
+if [[ ! -f $pids ]]; then
+    rm -f "$root/.interop/env"
+    exit 0
+fi
 
 want=("$@")
 selected() {
@@ -77,6 +80,8 @@ done
 if ((${#keep[@]})); then
     printf '%s\n' "${keep[@]}" >"$pids"
 else
-    rm -f "$pids"
+    # With every server gone, the env file would point at ports that another worktree's
+    # servers may take next: remove it so nobody runs tests against those by mistake.
+    rm -f "$pids" "$root/.interop/env"
 fi
 exit $status

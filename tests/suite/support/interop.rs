@@ -19,8 +19,8 @@
 //! # What both servers do
 //! They accept any recipient at `example.test` and `example.com` (and subdomains),
 //! refuse `reject@example.test` with `550 5.1.1` and `tempfail@example.test` with
-//! `450 4.2.0` at RCPT time, and other domains with `554 5.7.1` (relay denied). Only the
-//! `starttls` and `implicit_tls` listeners of a [`Server`] share one `user`/`password`.
+//! `450 4.2.0` at RCPT time, and other domains with `554 5.7.1` (relay denied). Every
+//! listener of a [`Server`] that offers AUTH takes the same `user`/`password`.
 //!
 //! * Postfix: `starttls` offers STARTTLS, AUTH (PLAIN LOGIN CRAM-MD5) only after TLS;
 //!   `implicit_tls` is wrapper mode with AUTH; `submission` requires STARTTLS and then
@@ -41,8 +41,14 @@
 //! written before the pair is renamed into place, the `.envelope` last. IDs start with a
 //! nanosecond timestamp, so file-name order is delivery order.
 //!
-//! * Postfix writes one delivery **per recipient** (`recipients.len() == 1`): a message
-//!   to three accepted recipients yields three [`Delivered`] with identical `data`.
+//! Both servers write one delivery **per message** (per SMTP transaction) listing every
+//! accepted recipient, so a message to two accepted and one rejected recipient yields
+//! one [`Delivered`] with two `recipients`. Compare recipients as a set: aiosmtpd keeps
+//! RCPT order, Postfix sorts them (by domain). Postfix splits a message only past 1000
+//! recipients.
+//!
+//! * Postfix: all recipient domains share one pipe(8) next-hop, so the queue manager
+//!   hands a message's recipients to the delivery agent together.
 //!   `data` is byte-exact what the client sent after dot-unstuffing, CRLF kept, except
 //!   that Postfix always removes `Bcc:`, `Return-Path:` and `Content-Length:` headers,
 //!   and that a message whose first line is not a header gets an empty line (CRLF)
@@ -51,9 +57,8 @@
 //!   headers, a 1500-octet header line, a 5000-octet body line, dot-stuffed lines,
 //!   8-bit UTF-8. A success DSN (`NOTIFY=SUCCESS`) for a sender at `example.test`
 //!   arrives as an extra delivery with an empty sender and that sender as recipient.
-//! * aiosmtpd writes one delivery **per transaction** with every accepted recipient in
-//!   `recipients` (RCPT order); `data` is `envelope.original_content`, byte-exact after
-//!   dot-unstuffing. LMTP deliveries land in the same maildir.
+//! * aiosmtpd: `data` is `envelope.original_content`, byte-exact after dot-unstuffing.
+//!   LMTP deliveries land in the same maildir.
 //!
 //! Each test run starts with empty maildirs; tests tell their mail apart by a unique
 //! marker (for example in the Message-ID or Subject) rather than by counting files.
@@ -100,8 +105,8 @@ pub struct Server {
 pub struct Delivered {
     /// Envelope sender (`MAIL FROM`), empty for the null sender `<>`.
     pub sender: String,
-    /// Envelope recipients of this delivery: exactly one for Postfix, all accepted
-    /// recipients of the transaction for aiosmtpd.
+    /// Envelope recipients of this delivery: every accepted recipient of the
+    /// transaction (RCPT order for aiosmtpd, sorted by domain for Postfix).
     pub recipients: Vec<String>,
     /// The message bytes after SMTP dot-unstuffing, CRLF line ends kept.
     pub data: Vec<u8>,
@@ -200,6 +205,34 @@ pub fn wait_for_delivery(
             .collect();
         let now = Instant::now();
         if found.len() >= expected || now >= deadline {
+            return found;
+        }
+        thread::sleep(Duration::from_millis(50).min(deadline - now));
+    }
+}
+
+/// Polls like [`wait_for_delivery`] until every address in `recipients` appears in a
+/// delivery whose data contains `marker`, or `timeout` has passed; returns the matching
+/// deliveries in delivery order. Both servers normally deliver a message once with all
+/// its recipients, but this does not rely on it (a recipient could arrive in a later
+/// delivery, e.g. after a deferral), so it is the call to use when a test knows which
+/// recipients were accepted. Assert on the result: on timeout some are missing.
+pub fn wait_for_recipients(
+    server: &Server,
+    marker: &str,
+    recipients: &[&str],
+    timeout: Duration,
+) -> Vec<Delivered> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let found: Vec<Delivered> = read_maildir(&server.maildir)
+            .into_iter()
+            .filter(|d| contains(&d.data, marker.as_bytes()))
+            .collect();
+        let complete =
+            recipients.iter().all(|want| found.iter().any(|d| d.recipients.iter().any(|r| r == want)));
+        let now = Instant::now();
+        if complete || now >= deadline {
             return found;
         }
         thread::sleep(Duration::from_millis(50).min(deadline - now));
