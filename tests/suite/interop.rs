@@ -43,7 +43,7 @@ fn creds(server: &Server) -> Credentials {
 }
 
 fn delivered_exactly(server: &Server, marker: &str, sent: &[u8], recipients: &[&str]) {
-    let found = interop::wait_for_delivery(server, marker, 1, Duration::from_secs(20));
+    let found = interop::wait_for_recipients(server, marker, recipients, Duration::from_secs(20));
     assert!(!found.is_empty(), "{}: nothing delivered for {marker}", server.name);
     let mut got: Vec<String> = found.iter().flat_map(|d| d.recipients.clone()).collect();
     got.sort();
@@ -99,6 +99,12 @@ async fn starttls_auth_with(server: Server, mechanism: Mechanism, test: &str) {
 async fn postfix_starttls_auth_plain_accepted_and_rejected_recipients() {
     let Some(s) = interop::postfix_or_skip("postfix_starttls_auth_plain") else { return };
     starttls_auth_with(s, Mechanism::Plain, "pf-plain").await;
+}
+
+#[tokio::test]
+async fn postfix_starttls_auth_cram_md5() {
+    let Some(s) = interop::postfix_or_skip("postfix_starttls_auth_cram_md5") else { return };
+    starttls_auth_with(s, Mechanism::CramMd5, "pf-cram").await;
 }
 
 #[tokio::test]
