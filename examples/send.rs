@@ -13,6 +13,10 @@
 //! - `SMTP_CA_FILE`: PEM file of extra trusted roots (optional).
 //! - `MAIL_FROM`, `MAIL_TO` (comma-separated). Defaults exist only for the embedded server.
 //! - `SMTP_TRACE=1`: the session transcript on stderr, AUTH redacted.
+//! - `MAIL_DSN_NOTIFY` (e.g. `SUCCESS,FAILURE` or `NEVER`), `MAIL_DSN_RET` (`FULL` or
+//!   `HDRS`), `MAIL_DSN_ENVID`: RFC 3461 delivery status notifications (the server must
+//!   offer DSN). The URL's `?auth=plain|login|cram-md5|scram-sha-256|xoauth2|oauthbearer`
+//!   forces a mechanism (XOAUTH2/OAUTHBEARER take the URL's password as the token).
 //!
 //! The optional first argument is a file holding a raw RFC 5322 message, sent as given;
 //! otherwise a small built-in text message is sent.
@@ -30,7 +34,8 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use smtpkit::testing::TestServer;
-use smtpkit::{Client, Envelope, Error, Reply};
+use smtpkit::proto::params::{EnvId, Notify, Ret};
+use smtpkit::{Client, Envelope, Error, MessageOptions, Reply};
 
 struct Failure {
     code: u8,
@@ -99,8 +104,9 @@ async fn run() -> Result<u8, Failure> {
         builder = builder.trace(|line| eprintln!("{line}"));
     }
 
+    let options = dsn_options()?;
     let mut client = builder.connect().await.map_err(|e| fail(exit_code_for(&e), e.to_string()))?;
-    let result = client.send(&envelope, message).await;
+    let result = client.send_with(&envelope, message, options).await;
     let status = report(&envelope, &result);
     if client.is_reusable() {
         let _ = client.quit().await;
@@ -114,6 +120,25 @@ async fn run() -> Result<u8, Failure> {
         (None, Err(e)) => Err(fail(exit_code_for(&e), e.to_string())),
         (None, Ok(_)) => Ok(0),
     }
+}
+
+fn dsn_options() -> Result<MessageOptions, Failure> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mut options = MessageOptions::default();
+    if let Some(notify) = var("MAIL_DSN_NOTIFY") {
+        options.notify = Some(Notify::parse(&notify).map_err(|e| fail(2, format!("MAIL_DSN_NOTIFY: {e}")))?);
+    }
+    if let Some(ret) = var("MAIL_DSN_RET") {
+        options.ret = Some(match ret.to_ascii_uppercase().as_str() {
+            "FULL" => Ret::Full,
+            "HDRS" => Ret::Hdrs,
+            _ => return Err(fail(2, "MAIL_DSN_RET must be FULL or HDRS")),
+        });
+    }
+    if let Some(envid) = var("MAIL_DSN_ENVID") {
+        options.envid = Some(EnvId::new(&envid).map_err(|e| fail(2, format!("MAIL_DSN_ENVID: {e}")))?);
+    }
+    Ok(options)
 }
 
 fn env_or(name: &str, default: Option<&str>) -> Result<String, Failure> {
