@@ -140,6 +140,14 @@ impl Recorder {
         }
     }
 
+    /// Forget the last `n` received bytes (read ahead, then treated as never read).
+    pub(crate) fn unreceive(&self, conn: usize, n: usize) {
+        if let Some(log) = self.logs().connections.get_mut(conn) {
+            let keep = log.bytes.len().saturating_sub(n);
+            log.bytes.truncate(keep);
+        }
+    }
+
     pub(crate) fn line(&self, conn: usize, line: String) {
         if let Some(log) = self.logs().connections.get_mut(conn) {
             log.transcript.push(line);

@@ -38,19 +38,34 @@ pub(crate) struct Shared {
 /// ```
 /// use std::time::Duration;
 /// use smtpkit::testing::TestServer;
-/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> std::io::Result<()> {
 /// let server = TestServer::builder().start().await?;
-/// let mut tcp = tokio::net::TcpStream::connect(server.addr()).await?;
-/// // Commands may be pipelined; the server answers each one in order.
-/// tcp.write_all(b"EHLO client.example\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+/// let mut conn = BufReader::new(tokio::net::TcpStream::connect(server.addr()).await?);
+///
+/// // Reads one reply, returning its last line.
+/// async fn reply(conn: &mut BufReader<tokio::net::TcpStream>) -> std::io::Result<String> {
+///     let mut line = String::new();
+///     loop {
+///         line.clear();
+///         conn.read_line(&mut line).await?;
+///         if line.as_bytes().get(3) != Some(&b'-') {
+///             return Ok(line);
+///         }
+///     }
+/// }
+///
+/// assert!(reply(&mut conn).await?.starts_with("220 "));
+/// // Commands may be pipelined; the server answers each one, in order.
+/// conn.write_all(b"EHLO client.example\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
 ///     .await?;
-/// // ... read the greeting and the four replies, then:
-/// tcp.write_all(b"Subject: hi\r\n\r\n..leading dot\r\n.\r\nQUIT\r\n").await?;
-/// let mut transcript = Vec::new();
-/// tcp.read_to_end(&mut transcript).await?;
+/// for code in ["250", "250", "250", "354"] {
+///     assert!(reply(&mut conn).await?.starts_with(code));
+/// }
+/// conn.write_all(b"Subject: hi\r\n\r\n..leading dot\r\n.\r\nQUIT\r\n").await?;
+/// assert!(reply(&mut conn).await?.starts_with("250"));
 ///
 /// let messages = server.wait_for_messages(1, Duration::from_secs(5)).await;
 /// assert_eq!(messages[0].rcpt_to, ["b@example.com"]);

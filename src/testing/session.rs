@@ -1018,9 +1018,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
     }
 
     /// Start counting bytes for [`Fault::CloseAfterBytes`]; bytes already buffered beyond
-    /// the current command count as read.
+    /// the current command count against the budget.
     fn set_budget(&mut self, n: usize) {
         if self.inbuf.len() >= n {
+            // Bytes past the budget count as never read, in the record too.
+            self.shared.recorder.unreceive(self.id, self.inbuf.len() - n);
             self.inbuf.truncate(n);
             self.budget = Some(0);
         } else {
