@@ -25,6 +25,9 @@ const MAX_COMMAND_LINE: usize = 12_288;
 /// Bytes asked of the transport per read.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Replies queued past this size are written at once rather than with the next read.
+const MAX_QUEUED_OUTPUT: usize = 64 * 1024;
+
 /// A write that makes no progress for this long means the client stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -142,6 +145,8 @@ where
         id,
         conn: Conn::Plain(stream),
         inbuf: Vec::new(),
+        readbuf: vec![0; READ_CHUNK],
+        outbuf: Vec::new(),
         budget: None,
         mode: Mode::Command,
         tls: false,
@@ -165,6 +170,12 @@ struct Session<S> {
     conn: Conn<S>,
     /// Received bytes not yet consumed.
     inbuf: Vec<u8>,
+    /// Scratch space for one transport read.
+    readbuf: Vec<u8>,
+    /// Replies not yet written. RFC 2920 3.2 lets a server answer a group of pipelined
+    /// commands together, so replies wait here until the server needs more input; a client
+    /// then sees several replies in one read, as from real servers.
+    outbuf: Vec<u8>,
     /// With [`Fault::CloseAfterBytes`]: bytes that may still be read before closing.
     budget: Option<usize>,
     mode: Mode,
@@ -238,6 +249,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
     }
 
     async fn finish(&mut self, flow: Flow) {
+        self.flush_out().await;
         match flow {
             Flow::Continue | Flow::Close => {}
             Flow::Silence => {
@@ -263,7 +275,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
     /// Read once from the transport into `inbuf`, honouring the byte budget and the
     /// idle timers.
     async fn read_more(&mut self) -> Read {
-        let mut buf = vec![0u8; READ_CHUNK];
+        if !self.flush_out().await {
+            return Read::Eof;
+        }
+        let buf = &mut self.readbuf;
         let want = self.budget.map_or(READ_CHUNK, |b| b.min(READ_CHUNK));
         if want == 0 {
             return Read::Eof;
@@ -905,6 +920,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
                 flow
             }
             Fault::Delay(d) => {
+                // Replies to earlier pipelined commands are not part of the delay.
+                self.flush_out().await;
                 tokio::time::sleep(d).await;
                 self.send(normal.to_wire(esc), normal.code, effect, None).await
             }
@@ -1030,23 +1047,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         }
     }
 
-    /// Write and flush, one byte at a time with `trickle`. False if the client is gone.
+    /// Queue `bytes` (or, with `trickle`, write them one byte at a time now). False if the
+    /// client is known to be gone.
     async fn write(&mut self, bytes: Vec<u8>, trickle: Option<Duration>) -> bool {
         self.shared.recorder.sent(self.id, &bytes);
+        let Some(pause) = trickle else {
+            self.outbuf.extend_from_slice(&bytes);
+            return self.outbuf.len() < MAX_QUEUED_OUTPUT || self.flush_out().await;
+        };
+        if !self.flush_out().await {
+            return false;
+        }
         let conn = &mut self.conn;
         let result = tokio::time::timeout(WRITE_TIMEOUT, async move {
-            match trickle {
-                None => conn.write_all(&bytes).await?,
-                Some(pause) => {
-                    for (i, b) in bytes.iter().enumerate() {
-                        if i > 0 {
-                            tokio::time::sleep(pause).await;
-                        }
-                        conn.write_all(std::slice::from_ref(b)).await?;
-                        conn.flush().await?;
-                    }
+            for (i, b) in bytes.iter().enumerate() {
+                if i > 0 {
+                    tokio::time::sleep(pause).await;
                 }
+                conn.write_all(std::slice::from_ref(b)).await?;
+                conn.flush().await?;
             }
+            Ok::<(), std::io::Error>(())
+        })
+        .await;
+        matches!(result, Ok(Ok(())))
+    }
+
+    /// Write the queued replies. False if the client is gone or stopped reading.
+    async fn flush_out(&mut self) -> bool {
+        if self.outbuf.is_empty() {
+            return true;
+        }
+        let bytes = std::mem::take(&mut self.outbuf);
+        let conn = &mut self.conn;
+        let result = tokio::time::timeout(WRITE_TIMEOUT, async move {
+            conn.write_all(&bytes).await?;
             conn.flush().await
         })
         .await;
@@ -1057,6 +1092,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
     /// the client, such as the argument to the EHLO command, which was not obtained from
     /// the TLS negotiation itself."
     async fn handshake(&mut self) -> bool {
+        // The 220 (and any bytes a fault added to it) go out before the handshake starts.
+        if !self.flush_out().await {
+            return false;
+        }
         if !self.inbuf.is_empty() {
             // Plaintext pipelined after STARTTLS must never be taken as protected input.
             self.note(format!(
