@@ -221,6 +221,35 @@ RCPT TO:<c@x.example>\r\nDATA\r\n";
     assert_eq!(server.received_bytes(), vec![expected]);
     let transcript = &server.transcripts()[0];
     assert!(transcript.contains("C: RCPT TO:<c@x.example>\nS: 250 2.1.5 Recipient OK\n"), "{transcript}");
+    // `\r\r\n` in the body holds a bare CR.
+    assert_eq!(server.violations(), ["connection 0: bare CR in message data"]);
+}
+
+#[tokio::test]
+async fn pipelined_replies_come_as_one_group() {
+    let server = start(TestServer::builder()).await;
+    let mut c = Client::new(server.connect_in_memory());
+    c.reply().await;
+    c.send(b"EHLO c.example\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<b@x.example>\r\nDATA\r\n").await;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(WAIT, c.stream.read(&mut buf)).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        text.ends_with("250 2.1.5 Recipient OK\r\n354 Start mail input; end with <CRLF>.<CRLF>\r\n"),
+        "{text}"
+    );
+    assert!(server.violations().is_empty());
+}
+
+#[tokio::test]
+async fn data_before_354_is_a_violation() {
+    let server = start(TestServer::builder()).await;
+    let mut c = greeted(&server).await;
+    c.send(b"MAIL FROM:<a@x.example>\r\nRCPT TO:<b@x.example>\r\nDATA\r\nx\r\n.\r\n").await;
+    for expected in ["250", "250", "354", "250"] {
+        assert_eq!(code(&c.reply().await), expected);
+    }
+    assert_eq!(server.violations(), ["connection 0: message data sent before the 354 reply"]);
 }
 
 #[tokio::test]
@@ -238,6 +267,10 @@ async fn smuggled_terminators_stay_in_the_data() {
     let msgs = server.messages();
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0].data, b"A\n.\nMAIL FROM:<evil@x.example>\r\nB\r.\r\nC\r\n");
+    assert_eq!(
+        server.violations(),
+        ["connection 0: bare LF in message data", "connection 0: bare CR in message data"]
+    );
 }
 
 #[tokio::test]

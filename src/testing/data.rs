@@ -39,6 +39,12 @@ pub(crate) struct DotDecoder {
     overflowed: bool,
     /// Total unstuffed octets, including those dropped after an overflow.
     total: u64,
+    /// A LF not preceded by CR was seen.
+    bare_lf: bool,
+    /// A CR not followed by LF was seen.
+    bare_cr: bool,
+    /// A NUL octet was seen.
+    nul: bool,
 }
 
 /// What one call to [`DotDecoder::feed`] did.
@@ -53,7 +59,27 @@ pub(crate) struct Fed {
 impl DotDecoder {
     /// A decoder positioned at the start of the first data line.
     pub(crate) fn new() -> Self {
-        DotDecoder { state: State::LineStart, line_len: 0, longest_line: 0, overflowed: false, total: 0 }
+        DotDecoder {
+            state: State::LineStart,
+            line_len: 0,
+            longest_line: 0,
+            overflowed: false,
+            total: 0,
+            bare_lf: false,
+            bare_cr: false,
+            nul: false,
+        }
+    }
+
+    /// What the data held that RFC 5321 forbids a client to send: bare LF, bare CR, NUL.
+    ///
+    /// RFC 5321 2.3.8: "SMTP client implementations MUST NOT transmit these characters
+    /// except when they are intended as line terminators"; 4.1.4 forbids NUL in text.
+    pub(crate) fn violations(&self) -> Vec<&'static str> {
+        [(self.bare_lf, "bare LF"), (self.bare_cr, "bare CR"), (self.nul, "NUL")]
+            .into_iter()
+            .filter_map(|(seen, what)| seen.then_some(what))
+            .collect()
     }
 
     /// The longest line seen so far in octets, CRLF included, transparency dot excluded.
@@ -75,6 +101,7 @@ impl DotDecoder {
     }
 
     fn emit(&mut self, out: &mut Vec<u8>, limit: usize, byte: u8) {
+        self.nul |= byte == 0;
         self.total += 1;
         self.line_len += 1;
         if out.len() < limit {
@@ -128,12 +155,16 @@ impl DotDecoder {
         Fed { consumed: input.len(), done: false }
     }
 
+    /// A byte not preceded by CR.
     fn mid_byte(&mut self, out: &mut Vec<u8>, limit: usize, b: u8) {
+        self.bare_lf |= b == b'\n';
         self.emit(out, limit, b);
         self.state = if b == b'\r' { State::MidCr } else { State::Mid };
     }
 
+    /// A byte right after a CR (already emitted).
     fn mid_byte_after_cr(&mut self, out: &mut Vec<u8>, limit: usize, b: u8) {
+        self.bare_cr |= b != b'\n';
         self.emit(out, limit, b);
         self.state = match b {
             b'\n' => {
@@ -189,6 +220,22 @@ mod tests {
             assert_eq!(used, body.len(), "{body:?}");
             assert!(out.ends_with(b"b\r\n"), "{body:?} -> {out:?}");
         }
+    }
+
+    #[test]
+    fn forbidden_octets_are_reported() {
+        let check = |input: &[u8]| {
+            let mut d = DotDecoder::new();
+            assert!(d.feed(input, &mut Vec::new(), usize::MAX).done, "{input:?}");
+            d.violations()
+        };
+        assert!(check(b"a\r\n..b\r\n.\r\n").is_empty());
+        assert_eq!(check(b"a\nb\r\n.\r\n"), ["bare LF"]);
+        assert_eq!(check(b".\nb\r\n.\r\n"), ["bare LF"]);
+        assert_eq!(check(b"a\rb\r\n.\r\n"), ["bare CR"]);
+        assert_eq!(check(b".\rb\r\n.\r\n"), ["bare CR"]);
+        assert_eq!(check(b"a\r\r\n.\r\n"), ["bare CR"]);
+        assert_eq!(check(b"a\0\r\n.\r\n"), ["NUL"]);
     }
 
     #[test]

@@ -95,6 +95,7 @@ struct ConnLog {
 #[derive(Default)]
 struct Logs {
     messages: Vec<ReceivedMessage>,
+    violations: Vec<String>,
     connections: Vec<ConnLog>,
 }
 
@@ -146,6 +147,19 @@ impl Recorder {
             let keep = log.bytes.len().saturating_sub(n);
             log.bytes.truncate(keep);
         }
+    }
+
+    /// Record a protocol violation by the client, also as a `*` transcript line.
+    pub(crate) fn violation(&self, conn: usize, what: &str) {
+        let mut logs = self.logs();
+        logs.violations.push(format!("connection {conn}: {what}"));
+        if let Some(log) = logs.connections.get_mut(conn) {
+            log.transcript.push(format!("* protocol violation: {what}"));
+        }
+    }
+
+    pub(crate) fn violations(&self) -> Vec<String> {
+        self.logs().violations.clone()
     }
 
     pub(crate) fn line(&self, conn: usize, line: String) {

@@ -202,6 +202,14 @@ impl TestServer {
         self.shared.recorder.transcripts()
     }
 
+    /// Protocol violations by clients, as `connection N: what`: bare LF, bare CR or NUL in
+    /// message data, lines over the data line limit, command lines ending in a bare LF,
+    /// message data sent before the `354`, plaintext pipelined after STARTTLS. A correct
+    /// client leaves this empty.
+    pub fn violations(&self) -> Vec<String> {
+        self.shared.recorder.violations()
+    }
+
     /// How many connections the server has accepted.
     pub fn connection_count(&self) -> usize {
         self.shared.recorder.connection_count()

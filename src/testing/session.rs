@@ -206,6 +206,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         self.shared.recorder.line(self.id, format!("* {}", event.into()));
     }
 
+    fn violation(&self, what: &str) {
+        self.shared.recorder.violation(self.id, what);
+    }
+
     fn reply(&self, code: u16, enhanced: &'static str, text: impl Into<String>) -> Reply {
         Reply::enhanced(code, enhanced, text)
     }
@@ -373,7 +377,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
             line.pop();
         } else {
             // RFC 5321 2.3.8: lines end in CRLF; a bare LF is a client bug worth seeing.
-            self.note("protocol violation: command line ended with a bare LF");
+            self.violation("command line ended with a bare LF");
         }
         if std::mem::take(&mut self.discarding) || line.len() > MAX_COMMAND_LINE {
             return Some(None);
@@ -438,7 +442,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
                 if matches!(self.mode, Mode::Data(_)) && !self.inbuf.is_empty() {
                     // RFC 2920 3.1: DATA is the last command of a group; data before 354
                     // is a pipelining error.
-                    self.note("protocol violation: message data sent before the 354 reply");
+                    self.violation("message data sent before the 354 reply");
                 }
                 flow
             }
@@ -643,6 +647,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         let txn = self.txn.take().unwrap_or_default();
         self.shared.recorder.line(self.id, format!("C: <message data, {} octets>", decoder.total()));
         self.shared.recorder.line(self.id, "C: .".into());
+        for what in decoder.violations() {
+            self.violation(&format!("{what} in message data"));
+        }
+        if let Some(max) = self.shared.config.max_data_line.filter(|max| decoder.longest_line() > *max) {
+            self.violation(&format!("message line of {} octets (limit {max})", decoder.longest_line()));
+        }
         let c = &self.shared.config;
         let reply = if decoder.overflowed() {
             self.reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
@@ -1098,10 +1108,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         }
         if !self.inbuf.is_empty() {
             // Plaintext pipelined after STARTTLS must never be taken as protected input.
-            self.note(format!(
-                "protocol violation: {} plaintext bytes after STARTTLS discarded",
-                self.inbuf.len()
-            ));
+            self.violation(&format!("{} plaintext bytes after STARTTLS discarded", self.inbuf.len()));
             self.inbuf.clear();
         }
         let Conn::Plain(stream) = std::mem::replace(&mut self.conn, Conn::Gone) else {
