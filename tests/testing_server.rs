@@ -531,6 +531,10 @@ async fn fault_close_at_rcpt_and_once_per_connection() {
     third.cmd("MAIL FROM:<a@x.example>").await;
     assert_eq!(code(&third.cmd("RCPT TO:<b@x.example>").await), "250");
     assert_eq!(server.connection_count(), 3);
+    let fired = server.fired_faults();
+    assert_eq!(fired.len(), 1);
+    assert_eq!((fired[0].connection, fired[0].rule, fired[0].step), (1, 0, Step::RcptAny));
+    assert_eq!(fired[0].fault, Fault::Close);
 }
 
 #[tokio::test]

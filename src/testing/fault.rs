@@ -196,8 +196,24 @@ impl FaultRule {
 }
 
 /// The first rule, in order, that applies on `connection` to any of `steps`.
-pub(crate) fn select(rules: &[FaultRule], connection: usize, steps: &[Step]) -> Option<Fault> {
-    rules.iter().find_map(|r| r.try_fire(connection, steps))
+pub(crate) fn select(rules: &[FaultRule], connection: usize, steps: &[Step]) -> Option<FiredFault> {
+    rules.iter().enumerate().find_map(|(rule, r)| {
+        r.try_fire(connection, steps).map(|fault| FiredFault { connection, rule, step: r.step, fault })
+    })
+}
+
+/// A fault that fired: see [`TestServer::fired_faults`](super::TestServer::fired_faults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FiredFault {
+    /// The connection it fired on.
+    pub connection: usize,
+    /// Index of the rule, in the order rules were added to the builder.
+    pub rule: usize,
+    /// The rule's step.
+    pub step: Step,
+    /// The fault injected.
+    pub fault: Fault,
 }
 
 #[cfg(test)]
@@ -210,10 +226,11 @@ mod tests {
             FaultRule::new(Step::Rcpt(1), Fault::Close).on_connection(1).once(),
             FaultRule::new(Step::RcptAny, Fault::Silence),
         ];
-        assert_eq!(select(&rules, 0, &[Step::Rcpt(1), Step::RcptAny]), Some(Fault::Silence));
-        assert_eq!(select(&rules, 1, &[Step::Rcpt(1), Step::RcptAny]), Some(Fault::Close));
-        assert_eq!(select(&rules, 1, &[Step::Rcpt(1), Step::RcptAny]), Some(Fault::Silence));
-        assert_eq!(select(&rules, 1, &[Step::Mail]), None);
+        let pick = |conn, steps: &[Step]| select(&rules, conn, steps).map(|f| (f.rule, f.fault));
+        assert_eq!(pick(0, &[Step::Rcpt(1), Step::RcptAny]), Some((1, Fault::Silence)));
+        assert_eq!(pick(1, &[Step::Rcpt(1), Step::RcptAny]), Some((0, Fault::Close)));
+        assert_eq!(pick(1, &[Step::Rcpt(1), Step::RcptAny]), Some((1, Fault::Silence)));
+        assert_eq!(pick(1, &[Step::Mail]), None);
         assert_eq!(rules[0].uses(), 1);
         assert_eq!(rules[1].uses(), 2);
     }

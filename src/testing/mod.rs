@@ -73,7 +73,7 @@ mod stream;
 mod tls;
 
 pub use builder::TestServerBuilder;
-pub use fault::{Fault, FaultRule, Step};
+pub use fault::{Fault, FaultRule, FiredFault, Step};
 pub use record::ReceivedMessage;
 pub use server::TestServer;
 pub use tls::CertKind;

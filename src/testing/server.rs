@@ -12,6 +12,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use super::builder::{Config, TestServerBuilder};
+use super::fault::FiredFault;
 use super::record::{ReceivedMessage, Recorder};
 use super::session;
 use super::tls::{self, Pki};
@@ -218,6 +219,11 @@ impl TestServer {
     /// How many times each fault rule fired, in the order the rules were added.
     pub fn fault_uses(&self) -> Vec<usize> {
         self.shared.config.rules.iter().map(|r| r.uses()).collect()
+    }
+
+    /// Every fault injected so far, in the order they fired.
+    pub fn fired_faults(&self) -> Vec<FiredFault> {
+        self.shared.recorder.fired_faults()
     }
 
     /// Stop accepting, close every open connection and wait (at most a few seconds) until

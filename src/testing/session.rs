@@ -693,7 +693,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
             steps.push(Step::BdatLast);
         }
         steps.push(any);
-        let mut fault = fault::select(&self.shared.config.rules, self.id, &steps);
+        let mut fault = self.pick_fault(&steps);
         match fault {
             Some(Fault::CloseAfterBytes(n)) => {
                 self.set_budget(n);
@@ -890,12 +890,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         }
     }
 
+    /// The fault to inject at `steps`, if a rule fires; recorded as fired.
+    fn pick_fault(&self, steps: &[Step]) -> Option<Fault> {
+        let fired = fault::select(&self.shared.config.rules, self.id, steps)?;
+        self.note(format!("fault at {:?}: {:?}", fired.step, fired.fault));
+        let fault = fired.fault.clone();
+        self.shared.recorder.fired(fired);
+        Some(fault)
+    }
+
     /// Look up the fault for `steps` and answer.
     async fn respond(&mut self, steps: &[Step], normal: Reply, effect: Effect) -> Flow {
-        let fault = fault::select(&self.shared.config.rules, self.id, steps);
-        if let Some(f) = &fault {
-            self.note(format!("fault at {steps:?}: {f:?}"));
-        }
+        let fault = self.pick_fault(steps);
         self.respond_with(fault, normal, effect).await
     }
 
