@@ -885,3 +885,63 @@ async fn url_forms() {
     assert_eq!(plain.url(), format!("smtp://a%20b:p%40ss@{}?tls=none", plain.addr()));
     assert!(plain.ca_pem().starts_with("-----BEGIN CERTIFICATE-----"));
 }
+
+#[tokio::test]
+async fn size_limit_after_data_and_bdat() {
+    let server = start(TestServer::builder().size(Some(10)).chunking(true)).await;
+    let mut c = greeted(&server).await;
+    c.cmd("MAIL FROM:<a@x.example> SIZE=5").await;
+    c.cmd("RCPT TO:<b@x.example>").await;
+    c.cmd("DATA").await;
+    let reply = c.cmd("0123456789abcdef\r\n.").await;
+    assert_eq!(reply, "552 5.3.4 Message size exceeds fixed maximum message size");
+    c.cmd("MAIL FROM:<a@x.example>").await;
+    c.cmd("RCPT TO:<b@x.example>").await;
+    c.send(b"BDAT 11 LAST\r\n0123456789a").await;
+    assert_eq!(code(&c.reply().await), "552");
+    c.cmd("MAIL FROM:<a@x.example>").await;
+    c.cmd("RCPT TO:<b@x.example>").await;
+    c.send(b"BDAT 10 LAST\r\n0123456789").await;
+    assert_eq!(code(&c.reply().await), "250");
+    assert_eq!(server.all_messages().iter().map(|m| m.committed).collect::<Vec<_>>(), [false, false, true]);
+}
+
+#[tokio::test]
+async fn long_lines_allowed_when_configured_and_helo_has_no_extensions() {
+    let server = start(TestServer::builder().max_data_line(None)).await;
+    let mut c = Client::connect(&server).await;
+    c.reply().await;
+    c.cmd("HELO c.example").await;
+    assert_eq!(code(&c.cmd("MAIL FROM:<a@x.example> BODY=8BITMIME").await), "555");
+    c.cmd("MAIL FROM:<a@x.example>").await;
+    c.cmd("RCPT TO:<b@x.example>").await;
+    c.cmd("DATA").await;
+    let long = format!("{}\r\n.", "z".repeat(5000));
+    assert_eq!(code(&c.cmd(&long).await), "250");
+    assert_eq!(server.messages()[0].data.len(), 5002);
+}
+
+#[tokio::test]
+async fn require_tls_refuses_plaintext_mail() {
+    let server = start(TestServer::builder().starttls(true).require_tls(true)).await;
+    let mut c = greeted(&server).await;
+    assert_eq!(c.cmd("MAIL FROM:<a@x.example>").await, "530 5.7.0 Must issue a STARTTLS command first");
+    c.cmd("STARTTLS").await;
+    let mut c = c.start_tls(&server).await.expect("handshake");
+    c.cmd("EHLO c.example").await;
+    assert_eq!(code(&c.cmd("MAIL FROM:<a@x.example>").await), "250");
+}
+
+#[tokio::test]
+async fn fault_times_limits_uses() {
+    let server =
+        start(TestServer::builder().fault(
+            FaultRule::new(Step::Noop, Fault::Reply { code: 421, text: "4.3.0 busy".into() }).times(2),
+        ))
+        .await;
+    for expected in ["421", "421", "250"] {
+        let mut c = greeted(&server).await;
+        assert_eq!(code(&c.cmd("NOOP").await), expected);
+    }
+    assert_eq!(server.fault_uses(), [2]);
+}

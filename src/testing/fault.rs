@@ -32,9 +32,10 @@ pub enum Step {
     /// The reply to the final dot that ends the DATA payload.
     DataEnd,
     /// The `n`-th `BDAT` (0-based) of the transaction, the `LAST` one included. The fault
-    /// is chosen when the `BDAT` line arrives: [`Fault::CloseAfterBytes`] and
-    /// [`Fault::StopReading`] act before the chunk is read, every other fault replaces the
-    /// reply sent once the chunk is in.
+    /// is chosen when the `BDAT` line arrives: [`Fault::CloseAfterBytes`],
+    /// [`Fault::StopReading`] and [`Fault::RawThenStopReading`] act before the chunk is read
+    /// (so the byte count starts at the chunk's first octet), every other fault replaces
+    /// the reply sent once the chunk is in.
     Bdat(usize),
     /// The `BDAT ... LAST` command, with the same timing as [`Step::Bdat`].
     BdatLast,
@@ -132,6 +133,7 @@ pub struct FaultRule {
     pub(crate) used: AtomicUsize,
 }
 
+/// A clone starts unused, so one rule can be given to several servers.
 impl Clone for FaultRule {
     fn clone(&self) -> Self {
         FaultRule {
@@ -139,7 +141,7 @@ impl Clone for FaultRule {
             fault: self.fault.clone(),
             connection: self.connection,
             times: self.times,
-            used: AtomicUsize::new(self.used.load(Ordering::Relaxed)),
+            used: AtomicUsize::new(0),
         }
     }
 }
