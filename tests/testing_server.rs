@@ -127,10 +127,29 @@ fn code(reply: &str) -> &str {
 }
 
 async fn greeted(server: &TestServer) -> Client<TcpStream> {
-    let mut c = Client::connect(server).await;
+    ehlo(Client::connect(server).await).await
+}
+
+/// An in-memory connection past EHLO: deterministic under a paused clock.
+async fn greeted_in_memory(server: &TestServer) -> Client<tokio::io::DuplexStream> {
+    ehlo(Client::new(server.connect_in_memory())).await
+}
+
+async fn ehlo<S: AsyncRead + AsyncWrite + Unpin>(mut c: Client<S>) -> Client<S> {
     assert_eq!(code(&c.reply().await), "220");
     assert_eq!(code(&c.cmd("EHLO client.example").await), "250");
     c
+}
+
+/// Poll `check` until it holds, for at most the standard wait.
+async fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..500 {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
 }
 
 async fn start(builder: smtpkit::testing::TestServerBuilder) -> TestServer {
@@ -682,8 +701,7 @@ async fn fault_silence_keeps_the_connection_open() {
     assert_eq!(server.all_messages().len(), 1);
     // It keeps recording what arrives.
     c.send(b"QUIT\r\n").await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(server.received_bytes()[0].ends_with(b"NOOP\r\nQUIT\r\n"));
+    assert!(eventually(|| server.received_bytes()[0].ends_with(b"NOOP\r\nQUIT\r\n")).await);
 }
 
 #[tokio::test]
@@ -715,7 +733,7 @@ async fn starttls_discards_pipelined_plaintext() {
     assert!(server.transcripts()[0].contains("plaintext bytes after STARTTLS discarded"));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn fault_unsolicited_421_immediate_and_idle() {
     let server = start(
         TestServer::builder()
@@ -729,32 +747,36 @@ async fn fault_unsolicited_421_immediate_and_idle() {
             ),
     )
     .await;
-    let mut c = greeted(&server).await;
+    let mut c = greeted_in_memory(&server).await;
     assert_eq!(code(&c.cmd("NOOP").await), "250");
     assert!(c.reply().await.starts_with("421 4.4.2 "));
     assert!(c.closed().await);
 
-    let mut c = greeted(&server).await;
+    let mut c = greeted_in_memory(&server).await;
+    let t0 = tokio::time::Instant::now();
     assert!(c.reply().await.starts_with("421 4.4.2 "));
+    assert_eq!(t0.elapsed(), Duration::from_millis(300));
     assert!(c.closed().await);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unsolicited_421_idle_is_cancelled_by_input() {
     let server = start(
         TestServer::builder().on(Step::Ehlo, Fault::Unsolicited421 { idle: Duration::from_millis(300) }),
     )
     .await;
-    let mut c = greeted(&server).await;
+    let mut c = greeted_in_memory(&server).await;
     assert_eq!(code(&c.cmd("NOOP").await), "250");
-    assert!(c.quiet_for(Duration::from_millis(500)).await);
+    assert!(c.quiet_for(Duration::from_secs(600)).await);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn idle_timeout() {
-    let server = start(TestServer::builder().idle_timeout(Some(Duration::from_millis(100)))).await;
-    let mut c = greeted(&server).await;
+    let server = start(TestServer::builder().idle_timeout(Some(Duration::from_secs(3)))).await;
+    let mut c = greeted_in_memory(&server).await;
+    let t0 = tokio::time::Instant::now();
     assert!(c.reply().await.starts_with("421 4.4.2 localhost Idle too long"));
+    assert_eq!(t0.elapsed(), Duration::from_secs(3));
     assert!(c.closed().await);
 }
 
