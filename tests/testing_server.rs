@@ -434,6 +434,7 @@ async fn starttls_forgets_state_and_offers_auth() {
     let bytes = String::from_utf8(server.received_bytes()[0].clone()).unwrap();
     assert!(bytes.contains("STARTTLS\r\nMAIL FROM:<a@x.example>\r\nEHLO c.example\r\n"), "{bytes}");
     assert!(server.transcripts()[0].contains("* TLS handshake complete"));
+    assert_eq!(server.tls_server_names(), [Some("localhost".to_owned())]);
 }
 
 #[tokio::test]
@@ -966,4 +967,73 @@ async fn fault_times_limits_uses() {
         assert_eq!(code(&c.cmd("NOOP").await), expected);
     }
     assert_eq!(server.fault_uses(), [2]);
+}
+
+#[tokio::test]
+async fn fault_reply_then_drop_skips_close_notify() {
+    let server = start(
+        TestServer::builder()
+            .implicit_tls(true)
+            .fault(FaultRule::new(Step::Quit, Fault::ReplyThenDrop).on_connection(1)),
+    )
+    .await;
+    let mut outcomes = Vec::new();
+    for _ in 0..2 {
+        let tcp = TcpStream::connect(server.addr()).await.unwrap();
+        let mut c = Client::new(tls_connect(&server, tcp).await.expect("handshake"));
+        c.reply().await;
+        assert_eq!(code(&c.cmd("QUIT").await), "221");
+        let mut rest = [0u8; 16];
+        let end = tokio::time::timeout(WAIT, c.stream.read(&mut rest)).await.expect("read hung");
+        outcomes.push(end.map_err(|e| e.kind()));
+    }
+    // A clean TLS close, then an EOF without close_notify.
+    assert_eq!(outcomes, [Ok(0), Err(std::io::ErrorKind::UnexpectedEof)]);
+}
+
+#[tokio::test]
+async fn fault_raw_then_close() {
+    let server =
+        start(TestServer::builder().on(Step::Greeting, Fault::RawThenClose(b"\x00garbage".to_vec()))).await;
+    let mut tcp = TcpStream::connect(server.addr()).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut got)).await.unwrap().unwrap();
+    assert_eq!(got, b"\x00garbage");
+}
+
+#[tokio::test]
+async fn fault_commit_then_silence() {
+    let server = start(TestServer::builder().on(Step::DataEnd, Fault::CommitThenSilence)).await;
+    let mut c = greeted(&server).await;
+    c.cmd("MAIL FROM:<a@x.example>").await;
+    c.cmd("RCPT TO:<b@x.example>").await;
+    c.cmd("DATA").await;
+    c.send(b"x\r\n.\r\n").await;
+    assert_eq!(server.wait_for_messages(1, WAIT).await.len(), 1);
+    assert!(c.quiet_for(Duration::from_millis(100)).await);
+}
+
+#[tokio::test]
+async fn fault_repeat_sends_endless_continuation_lines() {
+    let server = start(TestServer::builder().on(Step::Ehlo, Fault::Repeat(b"250-x\r\n".to_vec()))).await;
+    let mut c = Client::connect(&server).await;
+    c.reply().await;
+    c.send(b"EHLO c.example\r\n").await;
+    for _ in 0..10_000 {
+        assert_eq!(c.line().await.as_deref(), Some("250-x"));
+    }
+    drop(c);
+    // The server notices the client left and ends the connection task.
+    assert!(eventually(|| server.transcripts()[0].ends_with("* connection closed\n")).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fault_close_when_idle() {
+    let server =
+        start(TestServer::builder().on(Step::Ehlo, Fault::CloseWhenIdle { idle: Duration::from_secs(4) }))
+            .await;
+    let mut c = greeted_in_memory(&server).await;
+    let t0 = tokio::time::Instant::now();
+    assert!(c.closed().await);
+    assert_eq!(t0.elapsed(), Duration::from_secs(4));
 }

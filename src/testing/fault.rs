@@ -88,6 +88,8 @@ pub enum Fault {
     /// the first.
     Trickle(Duration),
     /// Never reply and never close; keep reading (and recording) until the client leaves.
+    /// At [`Step::DataEnd`] and [`Step::BdatLast`] the message is **not** committed (see
+    /// [`Fault::CommitThenSilence`]).
     Silence,
     /// Send the normal reply and these bytes in the same write. At [`Step::StartTls`] this
     /// is the classic injection: plaintext that a client must not treat as coming over TLS.
@@ -103,6 +105,27 @@ pub enum Fault {
     /// Send the normal reply, then never read from the connection again while keeping it
     /// open. At [`Step::Data`] the client's writes eventually block.
     StopReading,
+    /// Send the normal reply, then drop the connection without a TLS `close_notify` alert
+    /// (on plaintext, a plain close). At [`Step::Quit`]: the "TLS EOF after 221" case.
+    ReplyThenDrop,
+    /// Send these bytes verbatim instead of the normal reply, then close ("garbage then
+    /// close").
+    RawThenClose(Vec<u8>),
+    /// Commit the message like [`Fault::CommitThenClose`], then never reply and never close:
+    /// the client can only time out. Meant for [`Step::DataEnd`] and [`Step::BdatLast`]
+    /// ([`Fault::Silence`] there does **not** commit).
+    CommitThenSilence,
+    /// Instead of the normal reply, send these bytes again and again, for ever (endless
+    /// continuation lines such as `b"250-x\r\n"`, or a reply that never ends its line),
+    /// until the client closes or stops reading.
+    Repeat(Vec<u8>),
+    /// Send the normal reply; then, once the client has sent nothing for `idle`, close
+    /// without a word (an idle timeout on a pooled connection). `Duration::ZERO` closes
+    /// right after the reply. Input arriving first cancels it.
+    CloseWhenIdle {
+        /// How long the client must stay silent first.
+        idle: Duration,
+    },
     /// Send these bytes verbatim instead of the normal reply, then stop reading. For example
     /// `b"354 go ahead\r\n550 5.7.1 rejected\r\n"` at [`Step::Data`]: a rejection the client
     /// must report even though its writes block.

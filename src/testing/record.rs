@@ -98,6 +98,7 @@ const MAX_VIOLATIONS: usize = 10_000;
 struct ConnLog {
     bytes: Vec<u8>,
     transcript: Vec<String>,
+    server_name: Option<String>,
 }
 
 impl ConnLog {
@@ -189,6 +190,16 @@ impl Recorder {
 
     pub(crate) fn violations(&self) -> Vec<String> {
         self.logs().violations.clone()
+    }
+
+    pub(crate) fn tls_server_name(&self, conn: usize, name: Option<String>) {
+        if let Some(log) = self.logs().connections.get_mut(conn) {
+            log.server_name = name;
+        }
+    }
+
+    pub(crate) fn tls_server_names(&self) -> Vec<Option<String>> {
+        self.logs().connections.iter().map(|c| c.server_name.clone()).collect()
     }
 
     pub(crate) fn line(&self, conn: usize, line: String) {

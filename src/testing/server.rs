@@ -211,6 +211,12 @@ impl TestServer {
         self.shared.recorder.violations()
     }
 
+    /// The TLS server name (SNI) each connection's client sent, by connection number; `None`
+    /// without TLS or without SNI (clients send none for IP addresses).
+    pub fn tls_server_names(&self) -> Vec<Option<String>> {
+        self.shared.recorder.tls_server_names()
+    }
+
     /// How many connections the server has accepted.
     pub fn connection_count(&self) -> usize {
         self.shared.recorder.connection_count()

@@ -47,6 +47,8 @@ enum Flow {
     Silence,
     /// Never read again; keep the connection open until the server stops.
     StopReading,
+    /// Close the transport without a TLS close_notify.
+    Drop,
 }
 
 /// What the client is sending next.
@@ -187,8 +189,9 @@ struct Session<S> {
     rejected: bool,
     /// Command lines seen (for [`Step::Command`]).
     commands: usize,
-    /// Pending [`Fault::Unsolicited421`]: send it after this much silence.
-    unsolicited: Option<Duration>,
+    /// Pending [`Fault::Unsolicited421`] or [`Fault::CloseWhenIdle`]: close after this much
+    /// silence from the client, with a 421 first if the flag is set.
+    unsolicited: Option<(Duration, bool)>,
     /// Inside an over-long line, dropping bytes until its end.
     discarding: bool,
     /// First digit of the last reply sent (0 if none or not a digit).
@@ -198,7 +201,8 @@ struct Session<S> {
 enum Read {
     Data,
     Eof,
-    Idle,
+    /// The client was silent too long; send a 421 first if the flag is set.
+    Idle(bool),
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
@@ -242,10 +246,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
                     self.note("client closed the connection");
                     return Flow::Close;
                 }
-                Read::Idle => {
-                    let text =
-                        format!("4.4.2 {} Idle too long, closing connection", self.shared.config.hostname);
-                    self.write(Reply::new(421, text).to_wire(false), None).await;
+                Read::Idle(send_421) => {
+                    if send_421 {
+                        let text = format!(
+                            "4.4.2 {} Idle too long, closing connection",
+                            self.shared.config.hostname
+                        );
+                        self.write(Reply::new(421, text).to_wire(false), None).await;
+                    } else {
+                        self.note("closing an idle connection without a word");
+                    }
                     return Flow::Close;
                 }
             }
@@ -256,6 +266,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         self.flush_out().await;
         match flow {
             Flow::Continue | Flow::Close => {}
+            Flow::Drop => {
+                // Dropping the TLS stream sends no close_notify: the TCP FIN arrives bare.
+                self.conn = Conn::Gone;
+                self.note("connection dropped without TLS close_notify");
+                return;
+            }
             Flow::Silence => {
                 self.note("silent from now on");
                 self.mode = Mode::Command;
@@ -288,14 +304,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
             return Read::Eof;
         }
         let idle = match (self.unsolicited, self.shared.config.idle_timeout) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+            (Some((a, send_421)), Some(b)) if a < b => Some((a, send_421)),
+            (_, Some(b)) => Some((b, true)),
+            (a, None) => a,
         };
         let result = match idle {
-            Some(limit) => match tokio::time::timeout(limit, self.conn.read(&mut buf[..want])).await {
-                Ok(r) => r,
-                Err(_) => return Read::Idle,
-            },
+            Some((limit, send_421)) => {
+                match tokio::time::timeout(limit, self.conn.read(&mut buf[..want])).await {
+                    Ok(r) => r,
+                    Err(_) => return Read::Idle(send_421),
+                }
+            }
             None => self.conn.read(&mut buf[..want]).await,
         };
         match result {
@@ -951,21 +970,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
                 bytes.extend_from_slice(&extra);
                 self.send(bytes, normal.code, effect, None).await
             }
-            Fault::Unsolicited421 { idle } => {
+            Fault::Unsolicited421 { idle } => self.close_when_idle(normal, effect, idle, true).await,
+            Fault::CloseWhenIdle { idle } => self.close_when_idle(normal, effect, idle, false).await,
+            Fault::ReplyThenDrop => {
                 let flow = self.send(normal.to_wire(esc), normal.code, effect, None).await;
-                if flow != Flow::Continue {
-                    return flow;
+                if flow == Flow::Continue || flow == Flow::Close { Flow::Drop } else { flow }
+            }
+            Fault::RawThenClose(bytes) => {
+                let class = bytes.first().map_or(0, |b| b.wrapping_sub(b'0'));
+                self.settle(class, effect);
+                self.write(bytes, None).await;
+                Flow::Close
+            }
+            Fault::CommitThenSilence => {
+                self.settle(effect.success_class(), effect);
+                Flow::Silence
+            }
+            Fault::Repeat(bytes) => {
+                let class = bytes.first().map_or(0, |b| b.wrapping_sub(b'0'));
+                self.settle(class, effect);
+                if bytes.is_empty() {
+                    return Flow::Silence;
                 }
-                if idle.is_zero() {
-                    let text = format!(
-                        "4.4.2 {} Service shutting down, closing connection",
-                        self.shared.config.hostname
-                    );
-                    self.write(Reply::new(421, text).to_wire(false), None).await;
-                    return Flow::Close;
+                self.note(format!("sending {} bytes over and over: {}", bytes.len(), show(&bytes)));
+                // Ends when the client closes or stops reading (write timeout), or when the
+                // server shuts down.
+                loop {
+                    self.outbuf.extend_from_slice(&bytes);
+                    if !self.flush_out().await {
+                        return Flow::Close;
+                    }
                 }
-                self.unsolicited = Some(idle);
-                Flow::Continue
             }
             Fault::StopReading => {
                 let flow = self.send(normal.to_wire(esc), normal.code, effect, None).await;
@@ -978,6 +1013,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
                 Flow::StopReading
             }
         }
+    }
+
+    /// Send the normal reply, then arm the idle close (with or without a 421 first).
+    async fn close_when_idle(
+        &mut self,
+        normal: Reply,
+        effect: Effect,
+        idle: Duration,
+        send_421: bool,
+    ) -> Flow {
+        let esc = self.shared.config.enhanced_status_codes;
+        let flow = self.send(normal.to_wire(esc), normal.code, effect, None).await;
+        if flow != Flow::Continue {
+            return flow;
+        }
+        if !idle.is_zero() {
+            self.unsolicited = Some((idle, send_421));
+            return Flow::Continue;
+        }
+        if send_421 {
+            let text =
+                format!("4.4.2 {} Service shutting down, closing connection", self.shared.config.hostname);
+            self.write(Reply::new(421, text).to_wire(false), None).await;
+        }
+        Flow::Close
     }
 
     /// Apply the effect, write the reply, then close or upgrade as the effect requires.
@@ -1123,12 +1183,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         let accept = self.shared.acceptor.accept(stream);
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
             Ok(Ok(tls)) => {
+                let sni = tls.get_ref().1.server_name().map(str::to_owned);
+                self.note(format!("TLS handshake complete (SNI {sni:?})"));
+                self.shared.recorder.tls_server_name(self.id, sni);
                 self.conn = Conn::Tls(Box::new(tls));
                 self.tls = true;
                 self.greeted = Greeted::No;
                 self.auth_user = None;
                 self.txn = None;
-                self.note("TLS handshake complete");
                 true
             }
             Ok(Err(e)) => {
