@@ -26,7 +26,7 @@ enum State {
 /// in text (i.e., either without the other) has a long history of causing problems in mail
 /// implementations ... SMTP client implementations MUST NOT transmit these characters
 /// except when they are intended as line terminators and then MUST, as indicated above,
-/// transmit them only as a <CRLF> sequence." The server therefore keeps bare CR and LF as
+/// transmit them only as a `<CRLF>` sequence." The server therefore keeps bare CR and LF as
 /// data, so a test can see a client that let one through.
 #[derive(Debug, Clone)]
 pub(crate) struct DotDecoder {
@@ -84,7 +84,7 @@ impl DotDecoder {
 
     /// The longest line seen so far in octets, CRLF included, transparency dot excluded.
     ///
-    /// RFC 5321 4.5.3.1.6: "The maximum total length of a text line including the <CRLF> is
+    /// RFC 5321 4.5.3.1.6: "The maximum total length of a text line including the `<CRLF>` is
     /// 1000 octets (not counting the leading dot duplicated for transparency)."
     pub(crate) fn longest_line(&self) -> usize {
         self.longest_line.max(self.line_len)
