@@ -180,6 +180,7 @@ impl DotDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn decode_all(input: &[u8]) -> Option<(Vec<u8>, usize)> {
         let mut d = DotDecoder::new();
@@ -270,6 +271,59 @@ mod tests {
                 first.consumed + second.consumed
             };
             assert_eq!((out.as_slice(), total), (whole.as_slice(), used), "split at {split}");
+        }
+    }
+
+    /// The transparency procedure of RFC 5321 4.5.2 as a client applies it, for bodies made
+    /// of CRLF-terminated lines.
+    fn stuff(lines: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for line in lines {
+            if line.first() == Some(&b'.') {
+                out.push(b'.');
+            }
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+        out
+    }
+
+    /// Line content: no CR or LF, dots and NULs likely.
+    fn line_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            Just(b'.'),
+            Just(b'a'),
+            Just(0u8),
+            any::<u8>().prop_filter("no CR/LF", |b| *b != b'\r' && *b != b'\n')
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn unstuffing_inverts_stuffing_at_any_split(
+            lines in prop::collection::vec(prop::collection::vec(line_byte(), 0..6), 0..8),
+            split in any::<prop::sample::Index>(),
+        ) {
+            let wire = stuff(&lines);
+            let mut expected = Vec::new();
+            for line in &lines {
+                expected.extend_from_slice(line);
+                expected.extend_from_slice(b"\r\n");
+            }
+            let cut = split.index(wire.len() + 1);
+            let mut d = DotDecoder::new();
+            let mut out = Vec::new();
+            let first = d.feed(&wire[..cut], &mut out, usize::MAX);
+            let used = if first.done {
+                first.consumed
+            } else {
+                let second = d.feed(&wire[cut..], &mut out, usize::MAX);
+                prop_assert!(second.done);
+                cut + second.consumed
+            };
+            prop_assert_eq!(used, wire.len());
+            prop_assert_eq!(out, expected);
         }
     }
 
