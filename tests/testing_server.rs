@@ -1037,3 +1037,21 @@ async fn fault_close_when_idle() {
     assert!(c.closed().await);
     assert_eq!(t0.elapsed(), Duration::from_secs(4));
 }
+
+#[tokio::test]
+async fn many_messages_on_one_connection() {
+    let server = start(TestServer::builder()).await;
+    let mut c = greeted(&server).await;
+    for i in 0..300 {
+        c.send(format!("MAIL FROM:<a@x.example>\r\nRCPT TO:<b{i}@x.example>\r\nDATA\r\n").as_bytes()).await;
+        for expected in ["250", "250", "354"] {
+            assert_eq!(code(&c.reply().await), expected);
+        }
+        c.send(format!("Subject: {i}\r\n\r\n{}\r\n.\r\n", "body ".repeat(100)).as_bytes()).await;
+        assert_eq!(code(&c.reply().await), "250");
+    }
+    let msgs = server.wait_for_messages(300, WAIT).await;
+    assert_eq!(msgs.len(), 300);
+    assert_eq!(msgs[299].header("subject").as_deref(), Some("299"));
+    assert!(server.violations().is_empty());
+}
