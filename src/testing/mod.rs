@@ -67,6 +67,7 @@ mod data;
 mod fault;
 mod record;
 mod reply;
+mod sasl;
 mod server;
 mod session;
 mod stream;

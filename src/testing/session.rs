@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::command::{self, Command, param_parts};
@@ -13,6 +11,7 @@ use super::data::DotDecoder;
 use super::fault::{self, Fault, Step};
 use super::record::{ReceivedMessage, show};
 use super::reply::Reply;
+use super::sasl;
 use super::server::Shared;
 use super::stream::Conn;
 
@@ -808,15 +807,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
                 (reply, effect, AuthState::Plain)
             }
             ("LOGIN", None) => (
-                Reply::new(334, BASE64.encode("Username:")),
+                Reply::new(334, sasl::prompt("Username:")),
                 Effect::AuthContinue(AuthState::LoginUser),
                 AuthState::LoginUser,
             ),
-            ("LOGIN", Some(resp)) => match decode_response(&resp) {
+            ("LOGIN", Some(resp)) => match sasl::decode_response(&resp) {
                 Some(user) => {
                     let user = String::from_utf8_lossy(&user).into_owned();
                     let state = AuthState::LoginPassword { user };
-                    (Reply::new(334, BASE64.encode("Password:")), Effect::AuthContinue(state.clone()), state)
+                    (Reply::new(334, sasl::prompt("Password:")), Effect::AuthContinue(state.clone()), state)
                 }
                 None => {
                     (self.reply(501, "5.5.2", "Cannot decode response"), Effect::None, AuthState::LoginUser)
@@ -859,15 +858,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         } else {
             match &state {
                 AuthState::Plain => self.finish_plain(&text),
-                AuthState::LoginUser => match decode_response(&text) {
+                AuthState::LoginUser => match sasl::decode_response(&text) {
                     Some(user) => {
                         let user = String::from_utf8_lossy(&user).into_owned();
                         let next = AuthState::LoginPassword { user };
-                        (Reply::new(334, BASE64.encode("Password:")), Effect::AuthContinue(next))
+                        (Reply::new(334, sasl::prompt("Password:")), Effect::AuthContinue(next))
                     }
                     None => (self.reply(501, "5.5.2", "Cannot decode response"), Effect::None),
                 },
-                AuthState::LoginPassword { user } => match decode_response(&text) {
+                AuthState::LoginPassword { user } => match sasl::decode_response(&text) {
                     Some(password) => self.check_credentials(user, &password),
                     None => (self.reply(501, "5.5.2", "Cannot decode response"), Effect::None),
                 },
@@ -878,25 +877,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         flow
     }
 
-    /// RFC 4616 2: `message = [authzid] UTF8NUL authcid UTF8NUL passwd`.
+    /// Check a PLAIN response (RFC 4616).
     fn finish_plain(&self, response: &str) -> (Reply, Effect) {
-        let Some(decoded) = decode_response(response) else {
+        let Some(decoded) = sasl::decode_response(response) else {
             return (self.reply(501, "5.5.2", "Cannot decode response"), Effect::None);
         };
-        let mut parts = decoded.split(|&b| b == 0);
-        let (Some(authzid), Some(authcid), Some(password), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let Some(plain) = sasl::parse_plain(&decoded) else {
             return (self.reply(501, "5.5.2", "Malformed PLAIN response"), Effect::None);
         };
-        let user = String::from_utf8_lossy(authcid).into_owned();
-        if !authzid.is_empty() && authzid != authcid {
+        let user = String::from_utf8_lossy(&plain.authcid).into_owned();
+        // This server has no authorization identities beyond the user itself.
+        if !plain.authzid.is_empty() && plain.authzid != plain.authcid {
             return (
                 self.reply(535, "5.7.8", "Authentication credentials invalid"),
                 Effect::AuthSuccess(user),
             );
         }
-        self.check_credentials(&user, password)
+        self.check_credentials(&user, &plain.password)
     }
 
     fn check_credentials(&self, user: &str, password: &[u8]) -> (Reply, Effect) {
@@ -1203,12 +1200,4 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
             }
         }
     }
-}
-
-/// Decode a base64 SASL response; `=` is the empty response (RFC 4954 4).
-fn decode_response(text: &str) -> Option<Vec<u8>> {
-    if text == "=" {
-        return Some(Vec::new());
-    }
-    BASE64.decode(text.trim()).ok()
 }
