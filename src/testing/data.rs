@@ -26,7 +26,7 @@ enum State {
 /// in text (i.e., either without the other) has a long history of causing problems in mail
 /// implementations ... SMTP client implementations MUST NOT transmit these characters
 /// except when they are intended as line terminators and then MUST, as indicated above,
-/// transmit them only as a <CRLF> sequence." The server therefore keeps bare CR and LF as
+/// transmit them only as a `<CRLF>` sequence." The server therefore keeps bare CR and LF as
 /// data, so a test can see a client that let one through.
 #[derive(Debug, Clone)]
 pub(crate) struct DotDecoder {
@@ -39,6 +39,12 @@ pub(crate) struct DotDecoder {
     overflowed: bool,
     /// Total unstuffed octets, including those dropped after an overflow.
     total: u64,
+    /// A LF not preceded by CR was seen.
+    bare_lf: bool,
+    /// A CR not followed by LF was seen.
+    bare_cr: bool,
+    /// A NUL octet was seen.
+    nul: bool,
 }
 
 /// What one call to [`DotDecoder::feed`] did.
@@ -53,12 +59,32 @@ pub(crate) struct Fed {
 impl DotDecoder {
     /// A decoder positioned at the start of the first data line.
     pub(crate) fn new() -> Self {
-        DotDecoder { state: State::LineStart, line_len: 0, longest_line: 0, overflowed: false, total: 0 }
+        DotDecoder {
+            state: State::LineStart,
+            line_len: 0,
+            longest_line: 0,
+            overflowed: false,
+            total: 0,
+            bare_lf: false,
+            bare_cr: false,
+            nul: false,
+        }
+    }
+
+    /// What the data held that RFC 5321 forbids a client to send: bare LF, bare CR, NUL.
+    ///
+    /// RFC 5321 2.3.8: "SMTP client implementations MUST NOT transmit these characters
+    /// except when they are intended as line terminators"; 4.1.4 forbids NUL in text.
+    pub(crate) fn violations(&self) -> Vec<&'static str> {
+        [(self.bare_lf, "bare LF"), (self.bare_cr, "bare CR"), (self.nul, "NUL")]
+            .into_iter()
+            .filter_map(|(seen, what)| seen.then_some(what))
+            .collect()
     }
 
     /// The longest line seen so far in octets, CRLF included, transparency dot excluded.
     ///
-    /// RFC 5321 4.5.3.1.6: "The maximum total length of a text line including the <CRLF> is
+    /// RFC 5321 4.5.3.1.6: "The maximum total length of a text line including the `<CRLF>` is
     /// 1000 octets (not counting the leading dot duplicated for transparency)."
     pub(crate) fn longest_line(&self) -> usize {
         self.longest_line.max(self.line_len)
@@ -75,6 +101,7 @@ impl DotDecoder {
     }
 
     fn emit(&mut self, out: &mut Vec<u8>, limit: usize, byte: u8) {
+        self.nul |= byte == 0;
         self.total += 1;
         self.line_len += 1;
         if out.len() < limit {
@@ -128,12 +155,16 @@ impl DotDecoder {
         Fed { consumed: input.len(), done: false }
     }
 
+    /// A byte not preceded by CR.
     fn mid_byte(&mut self, out: &mut Vec<u8>, limit: usize, b: u8) {
+        self.bare_lf |= b == b'\n';
         self.emit(out, limit, b);
         self.state = if b == b'\r' { State::MidCr } else { State::Mid };
     }
 
+    /// A byte right after a CR (already emitted).
     fn mid_byte_after_cr(&mut self, out: &mut Vec<u8>, limit: usize, b: u8) {
+        self.bare_cr |= b != b'\n';
         self.emit(out, limit, b);
         self.state = match b {
             b'\n' => {
@@ -149,6 +180,7 @@ impl DotDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn decode_all(input: &[u8]) -> Option<(Vec<u8>, usize)> {
         let mut d = DotDecoder::new();
@@ -192,6 +224,22 @@ mod tests {
     }
 
     #[test]
+    fn forbidden_octets_are_reported() {
+        let check = |input: &[u8]| {
+            let mut d = DotDecoder::new();
+            assert!(d.feed(input, &mut Vec::new(), usize::MAX).done, "{input:?}");
+            d.violations()
+        };
+        assert!(check(b"a\r\n..b\r\n.\r\n").is_empty());
+        assert_eq!(check(b"a\nb\r\n.\r\n"), ["bare LF"]);
+        assert_eq!(check(b".\nb\r\n.\r\n"), ["bare LF"]);
+        assert_eq!(check(b"a\rb\r\n.\r\n"), ["bare CR"]);
+        assert_eq!(check(b".\rb\r\n.\r\n"), ["bare CR"]);
+        assert_eq!(check(b"a\r\r\n.\r\n"), ["bare CR"]);
+        assert_eq!(check(b"a\0\r\n.\r\n"), ["NUL"]);
+    }
+
+    #[test]
     fn dot_cr_then_other_byte_is_data() {
         let (out, _) = decode_all(b".\rx\r\n.\r\n").unwrap();
         assert_eq!(out, b"\rx\r\n");
@@ -223,6 +271,59 @@ mod tests {
                 first.consumed + second.consumed
             };
             assert_eq!((out.as_slice(), total), (whole.as_slice(), used), "split at {split}");
+        }
+    }
+
+    /// The transparency procedure of RFC 5321 4.5.2 as a client applies it, for bodies made
+    /// of CRLF-terminated lines.
+    fn stuff(lines: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for line in lines {
+            if line.first() == Some(&b'.') {
+                out.push(b'.');
+            }
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+        out
+    }
+
+    /// Line content: no CR or LF, dots and NULs likely.
+    fn line_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            Just(b'.'),
+            Just(b'a'),
+            Just(0u8),
+            any::<u8>().prop_filter("no CR/LF", |b| *b != b'\r' && *b != b'\n')
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn unstuffing_inverts_stuffing_at_any_split(
+            lines in prop::collection::vec(prop::collection::vec(line_byte(), 0..6), 0..8),
+            split in any::<prop::sample::Index>(),
+        ) {
+            let wire = stuff(&lines);
+            let mut expected = Vec::new();
+            for line in &lines {
+                expected.extend_from_slice(line);
+                expected.extend_from_slice(b"\r\n");
+            }
+            let cut = split.index(wire.len() + 1);
+            let mut d = DotDecoder::new();
+            let mut out = Vec::new();
+            let first = d.feed(&wire[..cut], &mut out, usize::MAX);
+            let used = if first.done {
+                first.consumed
+            } else {
+                let second = d.feed(&wire[cut..], &mut out, usize::MAX);
+                prop_assert!(second.done);
+                cut + second.consumed
+            };
+            prop_assert_eq!(used, wire.len());
+            prop_assert_eq!(out, expected);
         }
     }
 

@@ -32,9 +32,10 @@ pub enum Step {
     /// The reply to the final dot that ends the DATA payload.
     DataEnd,
     /// The `n`-th `BDAT` (0-based) of the transaction, the `LAST` one included. The fault
-    /// is chosen when the `BDAT` line arrives: [`Fault::CloseAfterBytes`] and
-    /// [`Fault::StopReading`] act before the chunk is read, every other fault replaces the
-    /// reply sent once the chunk is in.
+    /// is chosen when the `BDAT` line arrives: [`Fault::CloseAfterBytes`],
+    /// [`Fault::StopReading`] and [`Fault::RawThenStopReading`] act before the chunk is read
+    /// (so the byte count starts at the chunk's first octet), every other fault replaces
+    /// the reply sent once the chunk is in.
     Bdat(usize),
     /// The `BDAT ... LAST` command, with the same timing as [`Step::Bdat`].
     BdatLast,
@@ -87,6 +88,8 @@ pub enum Fault {
     /// the first.
     Trickle(Duration),
     /// Never reply and never close; keep reading (and recording) until the client leaves.
+    /// At [`Step::DataEnd`] and [`Step::BdatLast`] the message is **not** committed (see
+    /// [`Fault::CommitThenSilence`]).
     Silence,
     /// Send the normal reply and these bytes in the same write. At [`Step::StartTls`] this
     /// is the classic injection: plaintext that a client must not treat as coming over TLS.
@@ -102,6 +105,27 @@ pub enum Fault {
     /// Send the normal reply, then never read from the connection again while keeping it
     /// open. At [`Step::Data`] the client's writes eventually block.
     StopReading,
+    /// Send the normal reply, then drop the connection without a TLS `close_notify` alert
+    /// (on plaintext, a plain close). At [`Step::Quit`]: the "TLS EOF after 221" case.
+    ReplyThenDrop,
+    /// Send these bytes verbatim instead of the normal reply, then close ("garbage then
+    /// close").
+    RawThenClose(Vec<u8>),
+    /// Commit the message like [`Fault::CommitThenClose`], then never reply and never close:
+    /// the client can only time out. Meant for [`Step::DataEnd`] and [`Step::BdatLast`]
+    /// ([`Fault::Silence`] there does **not** commit).
+    CommitThenSilence,
+    /// Instead of the normal reply, send these bytes again and again, for ever (endless
+    /// continuation lines such as `b"250-x\r\n"`, or a reply that never ends its line),
+    /// until the client closes or stops reading.
+    Repeat(Vec<u8>),
+    /// Send the normal reply; then, once the client has sent nothing for `idle`, close
+    /// without a word (an idle timeout on a pooled connection). `Duration::ZERO` closes
+    /// right after the reply. Input arriving first cancels it.
+    CloseWhenIdle {
+        /// How long the client must stay silent first.
+        idle: Duration,
+    },
     /// Send these bytes verbatim instead of the normal reply, then stop reading. For example
     /// `b"354 go ahead\r\n550 5.7.1 rejected\r\n"` at [`Step::Data`]: a rejection the client
     /// must report even though its writes block.
@@ -132,6 +156,7 @@ pub struct FaultRule {
     pub(crate) used: AtomicUsize,
 }
 
+/// A clone starts unused, so one rule can be given to several servers.
 impl Clone for FaultRule {
     fn clone(&self) -> Self {
         FaultRule {
@@ -139,7 +164,7 @@ impl Clone for FaultRule {
             fault: self.fault.clone(),
             connection: self.connection,
             times: self.times,
-            used: AtomicUsize::new(self.used.load(Ordering::Relaxed)),
+            used: AtomicUsize::new(0),
         }
     }
 }
@@ -196,8 +221,24 @@ impl FaultRule {
 }
 
 /// The first rule, in order, that applies on `connection` to any of `steps`.
-pub(crate) fn select(rules: &[FaultRule], connection: usize, steps: &[Step]) -> Option<Fault> {
-    rules.iter().find_map(|r| r.try_fire(connection, steps))
+pub(crate) fn select(rules: &[FaultRule], connection: usize, steps: &[Step]) -> Option<FiredFault> {
+    rules.iter().enumerate().find_map(|(rule, r)| {
+        r.try_fire(connection, steps).map(|fault| FiredFault { connection, rule, step: r.step, fault })
+    })
+}
+
+/// A fault that fired: see [`TestServer::fired_faults`](super::TestServer::fired_faults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FiredFault {
+    /// The connection it fired on.
+    pub connection: usize,
+    /// Index of the rule, in the order rules were added to the builder.
+    pub rule: usize,
+    /// The rule's step.
+    pub step: Step,
+    /// The fault injected.
+    pub fault: Fault,
 }
 
 #[cfg(test)]
@@ -210,10 +251,11 @@ mod tests {
             FaultRule::new(Step::Rcpt(1), Fault::Close).on_connection(1).once(),
             FaultRule::new(Step::RcptAny, Fault::Silence),
         ];
-        assert_eq!(select(&rules, 0, &[Step::Rcpt(1), Step::RcptAny]), Some(Fault::Silence));
-        assert_eq!(select(&rules, 1, &[Step::Rcpt(1), Step::RcptAny]), Some(Fault::Close));
-        assert_eq!(select(&rules, 1, &[Step::Rcpt(1), Step::RcptAny]), Some(Fault::Silence));
-        assert_eq!(select(&rules, 1, &[Step::Mail]), None);
+        let pick = |conn, steps: &[Step]| select(&rules, conn, steps).map(|f| (f.rule, f.fault));
+        assert_eq!(pick(0, &[Step::Rcpt(1), Step::RcptAny]), Some((1, Fault::Silence)));
+        assert_eq!(pick(1, &[Step::Rcpt(1), Step::RcptAny]), Some((0, Fault::Close)));
+        assert_eq!(pick(1, &[Step::Rcpt(1), Step::RcptAny]), Some((1, Fault::Silence)));
+        assert_eq!(pick(1, &[Step::Mail]), None);
         assert_eq!(rules[0].uses(), 1);
         assert_eq!(rules[1].uses(), 2);
     }

@@ -67,13 +67,14 @@ mod data;
 mod fault;
 mod record;
 mod reply;
+mod sasl;
 mod server;
 mod session;
 mod stream;
 mod tls;
 
 pub use builder::TestServerBuilder;
-pub use fault::{Fault, FaultRule, Step};
+pub use fault::{Fault, FaultRule, FiredFault, Step};
 pub use record::ReceivedMessage;
 pub use server::TestServer;
 pub use tls::CertKind;

@@ -4,6 +4,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
 
+use super::fault::FiredFault;
+
 /// A message the server received in full (final dot or `BDAT ... LAST`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -86,15 +88,34 @@ impl ReceivedMessage {
 /// Cap on the raw bytes kept per connection, so a long-running flood cannot exhaust memory.
 pub(crate) const MAX_RECORDED_BYTES: usize = 64 << 20;
 
+/// Cap on transcript lines kept per connection, for the same reason.
+const MAX_TRANSCRIPT_LINES: usize = 100_000;
+
+/// Cap on violations kept for the whole server.
+const MAX_VIOLATIONS: usize = 10_000;
+
 #[derive(Default)]
 struct ConnLog {
     bytes: Vec<u8>,
     transcript: Vec<String>,
+    server_name: Option<String>,
+}
+
+impl ConnLog {
+    fn push(&mut self, line: String) {
+        match self.transcript.len() {
+            n if n < MAX_TRANSCRIPT_LINES => self.transcript.push(line),
+            MAX_TRANSCRIPT_LINES => self.transcript.push("* transcript truncated".into()),
+            _ => {}
+        }
+    }
 }
 
 #[derive(Default)]
 struct Logs {
     messages: Vec<ReceivedMessage>,
+    violations: Vec<String>,
+    fired: Vec<FiredFault>,
     connections: Vec<ConnLog>,
 }
 
@@ -140,9 +161,50 @@ impl Recorder {
         }
     }
 
+    /// Forget the last `n` received bytes (read ahead, then treated as never read).
+    pub(crate) fn unreceive(&self, conn: usize, n: usize) {
+        if let Some(log) = self.logs().connections.get_mut(conn) {
+            let keep = log.bytes.len().saturating_sub(n);
+            log.bytes.truncate(keep);
+        }
+    }
+
+    /// Record a protocol violation by the client, also as a `*` transcript line.
+    pub(crate) fn violation(&self, conn: usize, what: &str) {
+        let mut logs = self.logs();
+        if logs.violations.len() < MAX_VIOLATIONS {
+            logs.violations.push(format!("connection {conn}: {what}"));
+        }
+        if let Some(log) = logs.connections.get_mut(conn) {
+            log.push(format!("* protocol violation: {what}"));
+        }
+    }
+
+    pub(crate) fn fired(&self, fault: FiredFault) {
+        self.logs().fired.push(fault);
+    }
+
+    pub(crate) fn fired_faults(&self) -> Vec<FiredFault> {
+        self.logs().fired.clone()
+    }
+
+    pub(crate) fn violations(&self) -> Vec<String> {
+        self.logs().violations.clone()
+    }
+
+    pub(crate) fn tls_server_name(&self, conn: usize, name: Option<String>) {
+        if let Some(log) = self.logs().connections.get_mut(conn) {
+            log.server_name = name;
+        }
+    }
+
+    pub(crate) fn tls_server_names(&self) -> Vec<Option<String>> {
+        self.logs().connections.iter().map(|c| c.server_name.clone()).collect()
+    }
+
     pub(crate) fn line(&self, conn: usize, line: String) {
         if let Some(log) = self.logs().connections.get_mut(conn) {
-            log.transcript.push(line);
+            log.push(line);
         }
     }
 
@@ -153,7 +215,7 @@ impl Recorder {
             let trimmed = bytes.strip_suffix(b"\r\n").unwrap_or(bytes);
             for line in trimmed.split(|&b| b == b'\n') {
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
-                log.transcript.push(format!("S: {}", show(line)));
+                log.push(format!("S: {}", show(line)));
             }
         }
     }

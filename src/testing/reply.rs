@@ -27,7 +27,7 @@ impl Reply {
     /// RFC 5321 4.2.1: "the format for multiline replies requires that every line, except the
     /// last, begin with the reply code, followed immediately by a hyphen, "-" (also known as
     /// minus), followed by text. The last line will begin with the reply code, followed
-    /// immediately by <SP>, optionally some text, and <CRLF>."
+    /// immediately by `<SP>`, optionally some text, and `<CRLF>`."
     pub(crate) fn to_wire(&self, enhanced_codes: bool) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.text.len() + 16);
         let lines: Vec<&str> = self.text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();

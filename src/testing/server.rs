@@ -12,6 +12,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use super::builder::{Config, TestServerBuilder};
+use super::fault::FiredFault;
 use super::record::{ReceivedMessage, Recorder};
 use super::session;
 use super::tls::{self, Pki};
@@ -38,19 +39,34 @@ pub(crate) struct Shared {
 /// ```
 /// use std::time::Duration;
 /// use smtpkit::testing::TestServer;
-/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> std::io::Result<()> {
 /// let server = TestServer::builder().start().await?;
-/// let mut tcp = tokio::net::TcpStream::connect(server.addr()).await?;
-/// // Commands may be pipelined; the server answers each one in order.
-/// tcp.write_all(b"EHLO client.example\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+/// let mut conn = BufReader::new(tokio::net::TcpStream::connect(server.addr()).await?);
+///
+/// // Reads one reply, returning its last line.
+/// async fn reply(conn: &mut BufReader<tokio::net::TcpStream>) -> std::io::Result<String> {
+///     let mut line = String::new();
+///     loop {
+///         line.clear();
+///         conn.read_line(&mut line).await?;
+///         if line.as_bytes().get(3) != Some(&b'-') {
+///             return Ok(line);
+///         }
+///     }
+/// }
+///
+/// assert!(reply(&mut conn).await?.starts_with("220 "));
+/// // Commands may be pipelined; the server answers each one, in order.
+/// conn.write_all(b"EHLO client.example\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
 ///     .await?;
-/// // ... read the greeting and the four replies, then:
-/// tcp.write_all(b"Subject: hi\r\n\r\n..leading dot\r\n.\r\nQUIT\r\n").await?;
-/// let mut transcript = Vec::new();
-/// tcp.read_to_end(&mut transcript).await?;
+/// for code in ["250", "250", "250", "354"] {
+///     assert!(reply(&mut conn).await?.starts_with(code));
+/// }
+/// conn.write_all(b"Subject: hi\r\n\r\n..leading dot\r\n.\r\nQUIT\r\n").await?;
+/// assert!(reply(&mut conn).await?.starts_with("250"));
 ///
 /// let messages = server.wait_for_messages(1, Duration::from_secs(5)).await;
 /// assert_eq!(messages[0].rcpt_to, ["b@example.com"]);
@@ -187,6 +203,20 @@ impl TestServer {
         self.shared.recorder.transcripts()
     }
 
+    /// Protocol violations by clients, as `connection N: what`: bare LF, bare CR or NUL in
+    /// message data, lines over the data line limit, command lines ending in a bare LF,
+    /// message data sent before the `354`, plaintext pipelined after STARTTLS. A correct
+    /// client leaves this empty.
+    pub fn violations(&self) -> Vec<String> {
+        self.shared.recorder.violations()
+    }
+
+    /// The TLS server name (SNI) each connection's client sent, by connection number; `None`
+    /// without TLS or without SNI (clients send none for IP addresses).
+    pub fn tls_server_names(&self) -> Vec<Option<String>> {
+        self.shared.recorder.tls_server_names()
+    }
+
     /// How many connections the server has accepted.
     pub fn connection_count(&self) -> usize {
         self.shared.recorder.connection_count()
@@ -195,6 +225,11 @@ impl TestServer {
     /// How many times each fault rule fired, in the order the rules were added.
     pub fn fault_uses(&self) -> Vec<usize> {
         self.shared.config.rules.iter().map(|r| r.uses()).collect()
+    }
+
+    /// Every fault injected so far, in the order they fired.
+    pub fn fired_faults(&self) -> Vec<FiredFault> {
+        self.shared.recorder.fired_faults()
     }
 
     /// Stop accepting, close every open connection and wait (at most a few seconds) until

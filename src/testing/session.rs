@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::command::{self, Command, param_parts};
@@ -13,6 +11,7 @@ use super::data::DotDecoder;
 use super::fault::{self, Fault, Step};
 use super::record::{ReceivedMessage, show};
 use super::reply::Reply;
+use super::sasl;
 use super::server::Shared;
 use super::stream::Conn;
 
@@ -24,6 +23,9 @@ const MAX_COMMAND_LINE: usize = 12_288;
 
 /// Bytes asked of the transport per read.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// Replies queued past this size are written at once rather than with the next read.
+const MAX_QUEUED_OUTPUT: usize = 64 * 1024;
 
 /// A write that makes no progress for this long means the client stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -44,6 +46,8 @@ enum Flow {
     Silence,
     /// Never read again; keep the connection open until the server stops.
     StopReading,
+    /// Close the transport without a TLS close_notify.
+    Drop,
 }
 
 /// What the client is sending next.
@@ -142,6 +146,8 @@ where
         id,
         conn: Conn::Plain(stream),
         inbuf: Vec::new(),
+        readbuf: vec![0; READ_CHUNK],
+        outbuf: Vec::new(),
         budget: None,
         mode: Mode::Command,
         tls: false,
@@ -165,6 +171,12 @@ struct Session<S> {
     conn: Conn<S>,
     /// Received bytes not yet consumed.
     inbuf: Vec<u8>,
+    /// Scratch space for one transport read.
+    readbuf: Vec<u8>,
+    /// Replies not yet written. RFC 2920 3.2 lets a server answer a group of pipelined
+    /// commands together, so replies wait here until the server needs more input; a client
+    /// then sees several replies in one read, as from real servers.
+    outbuf: Vec<u8>,
     /// With [`Fault::CloseAfterBytes`]: bytes that may still be read before closing.
     budget: Option<usize>,
     mode: Mode,
@@ -176,8 +188,9 @@ struct Session<S> {
     rejected: bool,
     /// Command lines seen (for [`Step::Command`]).
     commands: usize,
-    /// Pending [`Fault::Unsolicited421`]: send it after this much silence.
-    unsolicited: Option<Duration>,
+    /// Pending [`Fault::Unsolicited421`] or [`Fault::CloseWhenIdle`]: close after this much
+    /// silence from the client, with a 421 first if the flag is set.
+    unsolicited: Option<(Duration, bool)>,
     /// Inside an over-long line, dropping bytes until its end.
     discarding: bool,
     /// First digit of the last reply sent (0 if none or not a digit).
@@ -187,12 +200,17 @@ struct Session<S> {
 enum Read {
     Data,
     Eof,
-    Idle,
+    /// The client was silent too long; send a 421 first if the flag is set.
+    Idle(bool),
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
     fn note(&self, event: impl Into<String>) {
         self.shared.recorder.line(self.id, format!("* {}", event.into()));
+    }
+
+    fn violation(&self, what: &str) {
+        self.shared.recorder.violation(self.id, what);
     }
 
     fn reply(&self, code: u16, enhanced: &'static str, text: impl Into<String>) -> Reply {
@@ -227,10 +245,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
                     self.note("client closed the connection");
                     return Flow::Close;
                 }
-                Read::Idle => {
-                    let text =
-                        format!("4.4.2 {} Idle too long, closing connection", self.shared.config.hostname);
-                    self.write(Reply::new(421, text).to_wire(false), None).await;
+                Read::Idle(send_421) => {
+                    if send_421 {
+                        let text = format!(
+                            "4.4.2 {} Idle too long, closing connection",
+                            self.shared.config.hostname
+                        );
+                        self.write(Reply::new(421, text).to_wire(false), None).await;
+                    } else {
+                        self.note("closing an idle connection without a word");
+                    }
                     return Flow::Close;
                 }
             }
@@ -238,8 +262,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
     }
 
     async fn finish(&mut self, flow: Flow) {
+        self.flush_out().await;
         match flow {
             Flow::Continue | Flow::Close => {}
+            Flow::Drop => {
+                // Dropping the TLS stream sends no close_notify: the TCP FIN arrives bare.
+                self.conn = Conn::Gone;
+                self.note("connection dropped without TLS close_notify");
+                return;
+            }
             Flow::Silence => {
                 self.note("silent from now on");
                 self.mode = Mode::Command;
@@ -263,20 +294,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
     /// Read once from the transport into `inbuf`, honouring the byte budget and the
     /// idle timers.
     async fn read_more(&mut self) -> Read {
-        let mut buf = vec![0u8; READ_CHUNK];
+        if !self.flush_out().await {
+            return Read::Eof;
+        }
+        let buf = &mut self.readbuf;
         let want = self.budget.map_or(READ_CHUNK, |b| b.min(READ_CHUNK));
         if want == 0 {
             return Read::Eof;
         }
         let idle = match (self.unsolicited, self.shared.config.idle_timeout) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+            (Some((a, send_421)), Some(b)) if a < b => Some((a, send_421)),
+            (_, Some(b)) => Some((b, true)),
+            (a, None) => a,
         };
         let result = match idle {
-            Some(limit) => match tokio::time::timeout(limit, self.conn.read(&mut buf[..want])).await {
-                Ok(r) => r,
-                Err(_) => return Read::Idle,
-            },
+            Some((limit, send_421)) => {
+                match tokio::time::timeout(limit, self.conn.read(&mut buf[..want])).await {
+                    Ok(r) => r,
+                    Err(_) => return Read::Idle(send_421),
+                }
+            }
             None => self.conn.read(&mut buf[..want]).await,
         };
         match result {
@@ -358,7 +395,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
             line.pop();
         } else {
             // RFC 5321 2.3.8: lines end in CRLF; a bare LF is a client bug worth seeing.
-            self.note("protocol violation: command line ended with a bare LF");
+            self.violation("command line ended with a bare LF");
         }
         if std::mem::take(&mut self.discarding) || line.len() > MAX_COMMAND_LINE {
             return Some(None);
@@ -423,7 +460,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
                 if matches!(self.mode, Mode::Data(_)) && !self.inbuf.is_empty() {
                     // RFC 2920 3.1: DATA is the last command of a group; data before 354
                     // is a pipelining error.
-                    self.note("protocol violation: message data sent before the 354 reply");
+                    self.violation("message data sent before the 354 reply");
                 }
                 flow
             }
@@ -628,6 +665,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         let txn = self.txn.take().unwrap_or_default();
         self.shared.recorder.line(self.id, format!("C: <message data, {} octets>", decoder.total()));
         self.shared.recorder.line(self.id, "C: .".into());
+        for what in decoder.violations() {
+            self.violation(&format!("{what} in message data"));
+        }
+        if let Some(max) = self.shared.config.max_data_line.filter(|max| decoder.longest_line() > *max) {
+            self.violation(&format!("message line of {} octets (limit {max})", decoder.longest_line()));
+        }
         let c = &self.shared.config;
         let reply = if decoder.overflowed() {
             self.reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
@@ -668,7 +711,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
             steps.push(Step::BdatLast);
         }
         steps.push(any);
-        let mut fault = fault::select(&self.shared.config.rules, self.id, &steps);
+        let mut fault = self.pick_fault(&steps);
         match fault {
             Some(Fault::CloseAfterBytes(n)) => {
                 self.set_budget(n);
@@ -764,15 +807,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
                 (reply, effect, AuthState::Plain)
             }
             ("LOGIN", None) => (
-                Reply::new(334, BASE64.encode("Username:")),
+                Reply::new(334, sasl::prompt("Username:")),
                 Effect::AuthContinue(AuthState::LoginUser),
                 AuthState::LoginUser,
             ),
-            ("LOGIN", Some(resp)) => match decode_response(&resp) {
+            ("LOGIN", Some(resp)) => match sasl::decode_response(&resp) {
                 Some(user) => {
                     let user = String::from_utf8_lossy(&user).into_owned();
                     let state = AuthState::LoginPassword { user };
-                    (Reply::new(334, BASE64.encode("Password:")), Effect::AuthContinue(state.clone()), state)
+                    (Reply::new(334, sasl::prompt("Password:")), Effect::AuthContinue(state.clone()), state)
                 }
                 None => {
                     (self.reply(501, "5.5.2", "Cannot decode response"), Effect::None, AuthState::LoginUser)
@@ -815,15 +858,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         } else {
             match &state {
                 AuthState::Plain => self.finish_plain(&text),
-                AuthState::LoginUser => match decode_response(&text) {
+                AuthState::LoginUser => match sasl::decode_response(&text) {
                     Some(user) => {
                         let user = String::from_utf8_lossy(&user).into_owned();
                         let next = AuthState::LoginPassword { user };
-                        (Reply::new(334, BASE64.encode("Password:")), Effect::AuthContinue(next))
+                        (Reply::new(334, sasl::prompt("Password:")), Effect::AuthContinue(next))
                     }
                     None => (self.reply(501, "5.5.2", "Cannot decode response"), Effect::None),
                 },
-                AuthState::LoginPassword { user } => match decode_response(&text) {
+                AuthState::LoginPassword { user } => match sasl::decode_response(&text) {
                     Some(password) => self.check_credentials(user, &password),
                     None => (self.reply(501, "5.5.2", "Cannot decode response"), Effect::None),
                 },
@@ -834,25 +877,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         flow
     }
 
-    /// RFC 4616 2: `message = [authzid] UTF8NUL authcid UTF8NUL passwd`.
+    /// Check a PLAIN response (RFC 4616).
     fn finish_plain(&self, response: &str) -> (Reply, Effect) {
-        let Some(decoded) = decode_response(response) else {
+        let Some(decoded) = sasl::decode_response(response) else {
             return (self.reply(501, "5.5.2", "Cannot decode response"), Effect::None);
         };
-        let mut parts = decoded.split(|&b| b == 0);
-        let (Some(authzid), Some(authcid), Some(password), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let Some(plain) = sasl::parse_plain(&decoded) else {
             return (self.reply(501, "5.5.2", "Malformed PLAIN response"), Effect::None);
         };
-        let user = String::from_utf8_lossy(authcid).into_owned();
-        if !authzid.is_empty() && authzid != authcid {
+        let user = String::from_utf8_lossy(&plain.authcid).into_owned();
+        // This server has no authorization identities beyond the user itself.
+        if !plain.authzid.is_empty() && plain.authzid != plain.authcid {
             return (
                 self.reply(535, "5.7.8", "Authentication credentials invalid"),
                 Effect::AuthSuccess(user),
             );
         }
-        self.check_credentials(&user, password)
+        self.check_credentials(&user, &plain.password)
     }
 
     fn check_credentials(&self, user: &str, password: &[u8]) -> (Reply, Effect) {
@@ -865,12 +906,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         }
     }
 
+    /// The fault to inject at `steps`, if a rule fires; recorded as fired.
+    fn pick_fault(&self, steps: &[Step]) -> Option<Fault> {
+        let fired = fault::select(&self.shared.config.rules, self.id, steps)?;
+        self.note(format!("fault at {:?}: {:?}", fired.step, fired.fault));
+        let fault = fired.fault.clone();
+        self.shared.recorder.fired(fired);
+        Some(fault)
+    }
+
     /// Look up the fault for `steps` and answer.
     async fn respond(&mut self, steps: &[Step], normal: Reply, effect: Effect) -> Flow {
-        let fault = fault::select(&self.shared.config.rules, self.id, steps);
-        if let Some(f) = &fault {
-            self.note(format!("fault at {steps:?}: {f:?}"));
-        }
+        let fault = self.pick_fault(steps);
         self.respond_with(fault, normal, effect).await
     }
 
@@ -905,6 +952,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
                 flow
             }
             Fault::Delay(d) => {
+                // Replies to earlier pipelined commands are not part of the delay.
+                self.flush_out().await;
                 tokio::time::sleep(d).await;
                 self.send(normal.to_wire(esc), normal.code, effect, None).await
             }
@@ -918,21 +967,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
                 bytes.extend_from_slice(&extra);
                 self.send(bytes, normal.code, effect, None).await
             }
-            Fault::Unsolicited421 { idle } => {
+            Fault::Unsolicited421 { idle } => self.close_when_idle(normal, effect, idle, true).await,
+            Fault::CloseWhenIdle { idle } => self.close_when_idle(normal, effect, idle, false).await,
+            Fault::ReplyThenDrop => {
                 let flow = self.send(normal.to_wire(esc), normal.code, effect, None).await;
-                if flow != Flow::Continue {
-                    return flow;
+                if flow == Flow::Continue || flow == Flow::Close { Flow::Drop } else { flow }
+            }
+            Fault::RawThenClose(bytes) => {
+                let class = bytes.first().map_or(0, |b| b.wrapping_sub(b'0'));
+                self.settle(class, effect);
+                self.write(bytes, None).await;
+                Flow::Close
+            }
+            Fault::CommitThenSilence => {
+                self.settle(effect.success_class(), effect);
+                Flow::Silence
+            }
+            Fault::Repeat(bytes) => {
+                let class = bytes.first().map_or(0, |b| b.wrapping_sub(b'0'));
+                self.settle(class, effect);
+                if bytes.is_empty() {
+                    return Flow::Silence;
                 }
-                if idle.is_zero() {
-                    let text = format!(
-                        "4.4.2 {} Service shutting down, closing connection",
-                        self.shared.config.hostname
-                    );
-                    self.write(Reply::new(421, text).to_wire(false), None).await;
-                    return Flow::Close;
+                self.note(format!("sending {} bytes over and over: {}", bytes.len(), show(&bytes)));
+                // Ends when the client closes or stops reading (write timeout), or when the
+                // server shuts down.
+                loop {
+                    self.outbuf.extend_from_slice(&bytes);
+                    if !self.flush_out().await {
+                        return Flow::Close;
+                    }
                 }
-                self.unsolicited = Some(idle);
-                Flow::Continue
             }
             Fault::StopReading => {
                 let flow = self.send(normal.to_wire(esc), normal.code, effect, None).await;
@@ -945,6 +1010,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
                 Flow::StopReading
             }
         }
+    }
+
+    /// Send the normal reply, then arm the idle close (with or without a 421 first).
+    async fn close_when_idle(
+        &mut self,
+        normal: Reply,
+        effect: Effect,
+        idle: Duration,
+        send_421: bool,
+    ) -> Flow {
+        let esc = self.shared.config.enhanced_status_codes;
+        let flow = self.send(normal.to_wire(esc), normal.code, effect, None).await;
+        if flow != Flow::Continue {
+            return flow;
+        }
+        if !idle.is_zero() {
+            self.unsolicited = Some((idle, send_421));
+            return Flow::Continue;
+        }
+        if send_421 {
+            let text =
+                format!("4.4.2 {} Service shutting down, closing connection", self.shared.config.hostname);
+            self.write(Reply::new(421, text).to_wire(false), None).await;
+        }
+        Flow::Close
     }
 
     /// Apply the effect, write the reply, then close or upgrade as the effect requires.
@@ -1018,9 +1108,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
     }
 
     /// Start counting bytes for [`Fault::CloseAfterBytes`]; bytes already buffered beyond
-    /// the current command count as read.
+    /// the current command count against the budget.
     fn set_budget(&mut self, n: usize) {
         if self.inbuf.len() >= n {
+            // Bytes past the budget count as never read, in the record too.
+            self.shared.recorder.unreceive(self.id, self.inbuf.len() - n);
             self.inbuf.truncate(n);
             self.budget = Some(0);
         } else {
@@ -1028,23 +1120,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         }
     }
 
-    /// Write and flush, one byte at a time with `trickle`. False if the client is gone.
+    /// Queue `bytes` (or, with `trickle`, write them one byte at a time now). False if the
+    /// client is known to be gone.
     async fn write(&mut self, bytes: Vec<u8>, trickle: Option<Duration>) -> bool {
         self.shared.recorder.sent(self.id, &bytes);
+        let Some(pause) = trickle else {
+            self.outbuf.extend_from_slice(&bytes);
+            return self.outbuf.len() < MAX_QUEUED_OUTPUT || self.flush_out().await;
+        };
+        if !self.flush_out().await {
+            return false;
+        }
         let conn = &mut self.conn;
         let result = tokio::time::timeout(WRITE_TIMEOUT, async move {
-            match trickle {
-                None => conn.write_all(&bytes).await?,
-                Some(pause) => {
-                    for (i, b) in bytes.iter().enumerate() {
-                        if i > 0 {
-                            tokio::time::sleep(pause).await;
-                        }
-                        conn.write_all(std::slice::from_ref(b)).await?;
-                        conn.flush().await?;
-                    }
+            for (i, b) in bytes.iter().enumerate() {
+                if i > 0 {
+                    tokio::time::sleep(pause).await;
                 }
+                conn.write_all(std::slice::from_ref(b)).await?;
+                conn.flush().await?;
             }
+            Ok::<(), std::io::Error>(())
+        })
+        .await;
+        matches!(result, Ok(Ok(())))
+    }
+
+    /// Write the queued replies. False if the client is gone or stopped reading.
+    async fn flush_out(&mut self) -> bool {
+        if self.outbuf.is_empty() {
+            return true;
+        }
+        let bytes = std::mem::take(&mut self.outbuf);
+        let conn = &mut self.conn;
+        let result = tokio::time::timeout(WRITE_TIMEOUT, async move {
+            conn.write_all(&bytes).await?;
             conn.flush().await
         })
         .await;
@@ -1055,12 +1165,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
     /// the client, such as the argument to the EHLO command, which was not obtained from
     /// the TLS negotiation itself."
     async fn handshake(&mut self) -> bool {
+        // The 220 (and any bytes a fault added to it) go out before the handshake starts.
+        if !self.flush_out().await {
+            return false;
+        }
         if !self.inbuf.is_empty() {
             // Plaintext pipelined after STARTTLS must never be taken as protected input.
-            self.note(format!(
-                "protocol violation: {} plaintext bytes after STARTTLS discarded",
-                self.inbuf.len()
-            ));
+            self.violation(&format!("{} plaintext bytes after STARTTLS discarded", self.inbuf.len()));
             self.inbuf.clear();
         }
         let Conn::Plain(stream) = std::mem::replace(&mut self.conn, Conn::Gone) else {
@@ -1069,12 +1180,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         let accept = self.shared.acceptor.accept(stream);
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
             Ok(Ok(tls)) => {
+                let sni = tls.get_ref().1.server_name().map(str::to_owned);
+                self.note(format!("TLS handshake complete (SNI {sni:?})"));
+                self.shared.recorder.tls_server_name(self.id, sni);
                 self.conn = Conn::Tls(Box::new(tls));
                 self.tls = true;
                 self.greeted = Greeted::No;
                 self.auth_user = None;
                 self.txn = None;
-                self.note("TLS handshake complete");
                 true
             }
             Ok(Err(e)) => {
@@ -1087,12 +1200,4 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
             }
         }
     }
-}
-
-/// Decode a base64 SASL response; `=` is the empty response (RFC 4954 4).
-fn decode_response(text: &str) -> Option<Vec<u8>> {
-    if text == "=" {
-        return Some(Vec::new());
-    }
-    BASE64.decode(text.trim()).ok()
 }
