@@ -40,6 +40,21 @@ use crate::proto::timeouts::Timeouts;
 
 pub use url::SmtpUrl;
 
+/// Runs a future inside a `tracing` span when the `tracing` feature is on; otherwise the
+/// span expression is not even evaluated.
+#[cfg(feature = "tracing")]
+macro_rules! in_span {
+    ($span:expr, $fut:expr) => {
+        tracing::Instrument::instrument($fut, $span)
+    };
+}
+#[cfg(not(feature = "tracing"))]
+macro_rules! in_span {
+    ($span:expr, $fut:expr) => {
+        $fut
+    };
+}
+
 /// A future resolving to a fresh OAuth 2.0 access token.
 pub type TokenFuture = Pin<Box<dyn Future<Output = Result<String, Error>> + Send>>;
 
@@ -328,6 +343,28 @@ impl Connector {
 
     /// Runs the handshake over a stream the caller opened (a proxy, a test duplex).
     pub async fn connect_with<S: Stream>(&self, stream: S) -> Result<Client, Error> {
+        #[cfg(feature = "tracing")]
+        let span = tracing::info_span!(
+            "smtp.connection",
+            host = %self.inner.host,
+            port = self.inner.port,
+            tls = ?self.inner.session.tls,
+        );
+        let result = in_span!(span.clone(), self.handshake(stream)).await;
+        #[cfg(feature = "tracing")]
+        let result = result.map(|mut client| {
+            client.span = span.clone();
+            tracing::info!(parent: &span, tls = client.is_tls(), "smtp session ready");
+            client
+        });
+        #[cfg(feature = "tracing")]
+        if let Err(e) = &result {
+            tracing::warn!(parent: &span, error = %e, "smtp connection failed");
+        }
+        result
+    }
+
+    async fn handshake<S: Stream>(&self, stream: S) -> Result<Client, Error> {
         let boxed: BoxStream = Box::new(stream);
         let mut config = self.inner.session.clone();
         if let Some((user, provider)) = &self.inner.oauth {
@@ -352,7 +389,12 @@ impl Connector {
             })
             .await;
         match outcome {
-            Some(Ok(())) => Ok(Client { driver, busy: false }),
+            Some(Ok(())) => Ok(Client {
+                driver,
+                busy: false,
+                #[cfg(feature = "tracing")]
+                span: tracing::Span::none(),
+            }),
             Some(Err(e)) => {
                 // Let a QUIT already queued reach the server before closing.
                 let _ = driver.run_until(|ev| matches!(ev, Event::Closed(_)).then_some(())).await;
@@ -380,6 +422,9 @@ pub struct Client {
     /// Set while an operation runs: if its future is dropped half way, the session state
     /// is unknown and the client refuses further use.
     busy: bool,
+    /// The connection's span (feature `tracing`).
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
 }
 
 impl Client {
@@ -421,14 +466,29 @@ impl Client {
                 return Err(e);
             }
         };
-        let result = self
-            .driver
-            .run_until(|ev| match ev {
-                Event::Message { id: got, result } if got == id => Some(result),
-                _ => None,
-            })
-            .await
-            .unwrap_or(Err(Error::SessionClosed));
+        #[cfg(feature = "tracing")]
+        let span = tracing::info_span!(parent: &self.span, "smtp.message", message = id.0, recipients = envelope.to().len());
+        let run = self.driver.run_until(|ev| match ev {
+            Event::Message { id: got, result } if got == id => Some(result),
+            _ => None,
+        });
+        let result = in_span!(span.clone(), run).await.unwrap_or(Err(Error::SessionClosed));
+        #[cfg(feature = "tracing")]
+        match &result {
+            Ok(report) => tracing::info!(
+                parent: &span,
+                reply = %report.reply,
+                accepted = report.accepted().count(),
+                rejected = report.rejected().count(),
+                "message sent"
+            ),
+            Err(e) if e.is_ambiguous() => {
+                tracing::error!(parent: &span, error = %e, "message outcome ambiguous")
+            }
+            Err(e) => {
+                tracing::warn!(parent: &span, error = %e, transient = e.is_transient(), "message not sent")
+            }
+        }
         self.busy = false;
         result
     }
@@ -489,6 +549,23 @@ impl Client {
     /// Sends VRFY (most servers answer 252 and verify nothing).
     pub async fn vrfy(&mut self, what: &str) -> Result<Reply, Error> {
         self.command(|s| s.vrfy(what)).await
+    }
+
+    /// Sends EHLO again and refreshes [`Client::capabilities`] (as smtplib's `ehlo()`).
+    pub async fn ehlo(&mut self) -> Result<Reply, Error> {
+        self.command(|s| s.ehlo()).await
+    }
+
+    /// Sends a validated low-level command such as `HELP` or `XCLIENT ...` and returns
+    /// its reply. Commands the session must own (MAIL, RCPT, DATA, AUTH, STARTTLS...) are
+    /// refused, as is any control byte in the arguments.
+    pub async fn command_line(&mut self, verb: &str, args: &str) -> Result<Reply, Error> {
+        self.command(|s| s.custom(verb, args)).await
+    }
+
+    /// True when the server advertised `keyword` (any case) in its latest EHLO reply.
+    pub fn has_extension(&self, keyword: &str) -> bool {
+        self.capabilities().has(keyword)
     }
 
     /// Sends QUIT, waits for `221` and closes the connection.

@@ -55,6 +55,55 @@ pub enum Command<'a> {
     Quit,
     /// `VRFY string` (the argument is validated by the caller: printable, no CR/LF).
     Vrfy(&'a str),
+    /// Any other command line, validated by [`validate_custom`].
+    Custom(&'a str),
+}
+
+/// Why a custom command was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CustomCommandError {
+    /// The verb is not 1-20 ASCII letters, digits or `-`.
+    #[error("command verb must be 1-20 ASCII letters, digits or '-'")]
+    BadVerb,
+    /// The arguments contain a control byte (CR, LF, NUL, ...).
+    #[error("command arguments contain control byte 0x{0:02x}")]
+    ControlByte(u8),
+    /// RFC 5321 section 4.5.3.1.4: "The maximum total length of a command line including
+    /// the command word and the <CRLF> is 512 octets."
+    #[error("command line longer than 512 octets")]
+    TooLong,
+    /// The verb changes session state that the session must own: use the dedicated API.
+    #[error("{0} has a dedicated API; it cannot be sent as a custom command")]
+    Reserved(String),
+}
+
+/// Checks a low-level command (`verb` plus optional `args`) and returns the line to send
+/// (without CRLF). Commands that change the session's state (EHLO, HELO, STARTTLS, AUTH,
+/// MAIL, RCPT, DATA, BDAT, QUIT, RSET) are refused: the state machine must see them.
+///
+/// ```
+/// use smtpkit::proto::command::validate_custom;
+/// assert_eq!(validate_custom("HELP", "DATA").unwrap(), "HELP DATA");
+/// assert!(validate_custom("HELP", "x\r\nRCPT TO:<a@b>").is_err());
+/// assert!(validate_custom("MAIL", "FROM:<a@b>").is_err());
+/// ```
+pub fn validate_custom(verb: &str, args: &str) -> Result<String, CustomCommandError> {
+    if verb.is_empty() || verb.len() > 20 || !verb.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(CustomCommandError::BadVerb);
+    }
+    const RESERVED: [&str; 11] =
+        ["EHLO", "HELO", "LHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "BDAT", "QUIT", "RSET"];
+    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(verb)) {
+        return Err(CustomCommandError::Reserved(verb.to_ascii_uppercase()));
+    }
+    if let Some(b) = args.bytes().find(|&b| b < 0x20 || b == 0x7f) {
+        return Err(CustomCommandError::ControlByte(b));
+    }
+    let line = if args.is_empty() { verb.to_string() } else { format!("{verb} {args}") };
+    if line.len() + 2 > 512 {
+        return Err(CustomCommandError::TooLong);
+    }
+    Ok(line)
 }
 
 impl Command<'_> {
@@ -104,6 +153,7 @@ impl Command<'_> {
             Command::Noop => out.extend_from_slice(b"NOOP\r\n"),
             Command::Quit => out.extend_from_slice(b"QUIT\r\n"),
             Command::Vrfy(arg) => push3(out, b"VRFY ", arg.as_bytes()),
+            Command::Custom(line) => push3(out, line.as_bytes(), b""),
         }
     }
 
@@ -123,6 +173,7 @@ impl Command<'_> {
             Command::Noop => "NOOP",
             Command::Quit => "QUIT",
             Command::Vrfy(_) => "VRFY",
+            Command::Custom(_) => "custom",
         }
     }
 }

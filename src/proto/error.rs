@@ -46,6 +46,8 @@ pub enum Phase {
     Noop,
     /// `VRFY`.
     Vrfy,
+    /// A custom command.
+    Custom,
     /// `QUIT`.
     Quit,
     /// No command outstanding.
@@ -71,6 +73,7 @@ impl fmt::Display for Phase {
             Phase::Rset => "RSET",
             Phase::Noop => "NOOP",
             Phase::Vrfy => "VRFY",
+            Phase::Custom => "custom command",
             Phase::Quit => "QUIT",
             Phase::Idle => "idle",
         };
@@ -158,6 +161,9 @@ pub enum InputError {
     /// A command argument (e.g. VRFY) with control bytes.
     #[error("invalid command argument: {0}")]
     Command(&'static str),
+    /// A custom command that cannot be sent.
+    #[error(transparent)]
+    Custom(#[from] super::command::CustomCommandError),
 }
 
 /// Who caused an error.

@@ -19,7 +19,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use super::address::{Address, EhloName, Envelope};
 use super::capabilities::Capabilities;
 use super::code::ReplyCode;
-use super::command::Command;
+use super::command::{Command, validate_custom};
 use super::dot_stuff::{BodyInfo, DotStuffer, LineEndings, Normalizer, analyze};
 use super::error::{Error, Extension, InputError, Phase, ProtocolError};
 use super::params::{Body, MailParams, MessageOptions, RcptParams};
@@ -251,6 +251,9 @@ enum Kind {
     Rset(Option<OpId>),
     Noop(OpId),
     Vrfy(OpId),
+    Custom(OpId),
+    /// An EHLO the caller asked for; its reply replaces the capabilities.
+    Reehlo(OpId),
     Quit(Option<OpId>),
 }
 
@@ -270,6 +273,8 @@ impl Kind {
             Kind::Rset(_) => Phase::Rset,
             Kind::Noop(_) => Phase::Noop,
             Kind::Vrfy(_) => Phase::Vrfy,
+            Kind::Custom(_) => Phase::Custom,
+            Kind::Reehlo(_) => Phase::Ehlo,
             Kind::Quit(_) => Phase::Quit,
         }
     }
@@ -287,6 +292,8 @@ enum Op {
     Rset(OpId),
     Noop(OpId),
     Vrfy(OpId, String),
+    Custom(OpId, String),
+    Ehlo(OpId),
     Quit(OpId),
 }
 
@@ -477,6 +484,19 @@ impl Session {
         }
         let what = what.to_string();
         self.queue_op(move |id| Op::Vrfy(id, what))
+    }
+
+    /// Queues a validated low-level command (see [`validate_custom`]); its reply comes
+    /// back through [`Event::Command`]. Negative replies are errors.
+    pub fn custom(&mut self, verb: &str, args: &str) -> Result<OpId, Error> {
+        let line = validate_custom(verb, args).map_err(|e| Error::Input(InputError::Custom(e)))?;
+        self.queue_op(move |id| Op::Custom(id, line))
+    }
+
+    /// Queues an explicit EHLO (as smtplib's `ehlo()`): the reply replaces the known
+    /// capabilities.
+    pub fn ehlo(&mut self) -> Result<OpId, Error> {
+        self.queue_op(Op::Ehlo)
     }
 
     fn queue_op(&mut self, make: impl FnOnce(OpId) -> Op) -> Result<OpId, Error> {
@@ -708,7 +728,13 @@ impl Session {
             Kind::LmtpEnd(id, i) => self.on_lmtp_end(id, i, reply),
             Kind::Bdat(id, last) => self.on_bdat(id, last, reply),
             Kind::Rset(op) => self.on_rset(op, reply),
-            Kind::Noop(op) | Kind::Vrfy(op) => self.command_done(op, kind.phase(), reply),
+            Kind::Noop(op) | Kind::Vrfy(op) | Kind::Custom(op) => self.command_done(op, kind.phase(), reply),
+            Kind::Reehlo(op) => {
+                if reply.is_positive() {
+                    self.caps = Capabilities::from_ehlo(&reply);
+                }
+                self.command_done(op, Phase::Ehlo, reply);
+            }
             Kind::Quit(op) => self.on_quit(op, reply),
         }
         self.advance();
@@ -930,6 +956,12 @@ impl Session {
                 Op::Noop(id) => self.push_command(&Command::Noop, Kind::Noop(id)),
                 Op::Rset(id) => self.push_command(&Command::Rset, Kind::Rset(Some(id))),
                 Op::Vrfy(id, what) => self.push_command(&Command::Vrfy(&what), Kind::Vrfy(id)),
+                Op::Custom(id, line) => self.push_command(&Command::Custom(&line), Kind::Custom(id)),
+                Op::Ehlo(id) => {
+                    let name = self.config.ehlo_name.clone();
+                    let cmd = if self.config.lmtp { Command::Lhlo(&name) } else { Command::Ehlo(&name) };
+                    self.push_command(&cmd, Kind::Reehlo(id));
+                }
                 Op::Quit(id) => {
                     self.push_command(&Command::Quit, Kind::Quit(Some(id)));
                     self.stage = Stage::Quitting(None);
@@ -1425,12 +1457,22 @@ impl Session {
             .in_flight
             .iter()
             .filter_map(|p| match p.kind {
-                Kind::Rset(Some(id)) | Kind::Noop(id) | Kind::Vrfy(id) | Kind::Quit(Some(id)) => Some(id),
+                Kind::Rset(Some(id))
+                | Kind::Noop(id)
+                | Kind::Vrfy(id)
+                | Kind::Custom(id)
+                | Kind::Reehlo(id)
+                | Kind::Quit(Some(id)) => Some(id),
                 _ => None,
             })
             .collect();
         ops.extend(self.ops.iter().filter_map(|op| match op {
-            Op::Rset(id) | Op::Noop(id) | Op::Vrfy(id, _) | Op::Quit(id) => Some(*id),
+            Op::Rset(id)
+            | Op::Noop(id)
+            | Op::Vrfy(id, _)
+            | Op::Custom(id, _)
+            | Op::Ehlo(id)
+            | Op::Quit(id) => Some(*id),
             Op::Message(_) => None,
         }));
         for id in ops {

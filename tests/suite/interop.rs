@@ -332,3 +332,51 @@ async fn aiosmtpd_lmtp_one_reply_per_recipient() {
     client.quit().await.unwrap();
     delivered_exactly(&s, &marker, &msg, &["ok@example.test", "two@example.test"]);
 }
+
+#[tokio::test]
+async fn postfix_dsn_notify_success_produces_a_delivery_report() {
+    use smtpkit::proto::params::{EnvId, Notify, Ret};
+    let Some(s) = interop::postfix_or_skip("postfix_dsn") else { return };
+    let marker = marker("pf-dsn");
+    let msg = message(&marker, "ok@example.test");
+    let mut client = builder(&s, s.starttls, TlsPolicy::Required).connect().await.unwrap();
+    let env = Envelope::parse("sender@example.test", &["ok@example.test"]).unwrap();
+    let options = MessageOptions {
+        notify: Some(Notify::parse("SUCCESS,FAILURE").unwrap()),
+        ret: Some(Ret::Hdrs),
+        envid: Some(EnvId::new(&marker).unwrap()),
+        orcpt: true,
+        ..MessageOptions::default()
+    };
+    client.send_with(&env, msg.clone(), options).await.unwrap();
+    client.quit().await.unwrap();
+    let found = interop::wait_for_delivery(&s, &marker, 2, Duration::from_secs(20));
+    let report = found.iter().find(|d| d.sender.is_empty()).expect("a DSN with the null sender");
+    assert_eq!(report.recipients, ["sender@example.test"]);
+    let text = String::from_utf8_lossy(&report.data);
+    assert!(text.contains("multipart/report"), "{text}");
+    assert!(text.contains(&format!("Original-Envelope-Id: {marker}")), "{text}");
+    assert!(text.contains("Action: delivered") || text.contains("Action: relayed"), "{text}");
+    assert!(text.contains("Original-Recipient: rfc822;ok@example.test"), "{text}");
+}
+
+#[tokio::test]
+async fn dsn_and_requiretls_need_the_extension() {
+    // aiosmtpd offers no DSN; Postfix 3.7 offers no REQUIRETLS: both are typed errors before
+    // MAIL, and the connection stays usable.
+    let Some(a) = interop::aiosmtpd_or_skip("aiosmtpd_no_dsn") else { return };
+    let env = Envelope::parse("sender@example.test", &["ok@example.test"]).unwrap();
+    let mut client = builder(&a, a.starttls, TlsPolicy::Required).connect().await.unwrap();
+    let dsn = MessageOptions { ret: Some(smtpkit::proto::params::Ret::Full), ..MessageOptions::default() };
+    let err = client.send_with(&env, "Subject: x\r\n\r\nx\r\n", dsn).await.unwrap_err();
+    assert!(matches!(err, Error::ExtensionMissing(smtpkit::Extension::Dsn)), "{err:?}");
+    assert!(client.is_reusable());
+    client.quit().await.unwrap();
+    let Some(p) = interop::postfix_or_skip("postfix_no_requiretls") else { return };
+    let mut client = builder(&p, p.starttls, TlsPolicy::Required).connect().await.unwrap();
+    let req = MessageOptions { requiretls: true, ..MessageOptions::default() };
+    let err = client.send_with(&env, "Subject: x\r\n\r\nx\r\n", req).await.unwrap_err();
+    assert!(matches!(err, Error::ExtensionMissing(smtpkit::Extension::RequireTls)), "{err:?}");
+    assert!(client.is_reusable());
+    client.quit().await.unwrap();
+}

@@ -5,5 +5,8 @@
 
 mod driver;
 mod interop;
+#[cfg(feature = "tracing")]
+mod observability;
+mod parity;
 mod smoke;
 mod support;

@@ -1,0 +1,81 @@
+//! Feature `tracing`: a span per connection and per message, an event per command and
+//! reply, AUTH redacted and bodies never logged.
+
+use std::sync::{Arc, Mutex};
+
+use smtpkit::testing::TestServer;
+use smtpkit::{Client, Envelope};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Metadata, Subscriber};
+
+/// Collects span names and event texts.
+#[derive(Clone, Default)]
+struct Collect {
+    lines: Arc<Mutex<Vec<String>>>,
+    next: Arc<Mutex<u64>>,
+}
+
+struct Text(String);
+
+impl Visit for Text {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!(" {}={value:?}", field.name()));
+    }
+}
+
+impl Subscriber for Collect {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let mut text = Text(format!("span {}", span.metadata().name()));
+        span.record(&mut text);
+        self.lines.lock().unwrap().push(text.0);
+        let mut next = self.next.lock().unwrap();
+        *next += 1;
+        Id::from_u64(*next)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &Event<'_>) {
+        let mut text = Text(format!("event {}", event.metadata().target()));
+        event.record(&mut text);
+        self.lines.lock().unwrap().push(text.0);
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+#[test]
+fn spans_and_events_redact_auth_and_never_log_bodies() {
+    let collect = Collect::default();
+    let lines = collect.lines.clone();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    tracing::subscriber::with_default(collect, || {
+        rt.block_on(async {
+            let server =
+                TestServer::builder().starttls(true).user("alice", "hunter2-secret").start().await.unwrap();
+            let mut client = Client::from_url(&server.url())
+                .unwrap()
+                .add_root_pem(server.ca_pem().as_bytes())
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let env = Envelope::parse("a@example.com", &["b@example.com"]).unwrap();
+            client.send(&env, "Subject: x\r\n\r\nconfidential body text\r\n").await.unwrap();
+            client.quit().await.unwrap();
+        })
+    });
+    let all = lines.lock().unwrap().join("\n");
+    assert!(all.contains("span smtp.connection"), "{all}");
+    assert!(all.contains("span smtp.message"), "{all}");
+    assert!(all.contains("C: MAIL FROM:<a@example.com>"), "{all}");
+    assert!(all.contains("S: 354"), "{all}");
+    assert!(all.contains("AUTH PLAIN [redacted]") || all.contains("AUTH LOGIN"), "{all}");
+    assert!(all.contains("message sent"), "{all}");
+    assert!(!all.contains("hunter2"), "password leaked: {all}");
+    assert!(!all.contains("AGFsaWNlAGh1bnRlcjItc2VjcmV0"), "AUTH payload leaked: {all}");
+    assert!(!all.contains("confidential body"), "body leaked: {all}");
+}
