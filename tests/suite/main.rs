@@ -5,8 +5,6 @@
 
 mod driver;
 mod interop;
-#[cfg(feature = "tracing")]
-mod observability;
 mod parity;
 mod smoke;
 mod support;

@@ -1,5 +1,9 @@
 //! Feature `tracing`: a span per connection and per message, an event per command and
 //! reply, AUTH redacted and bodies never logged.
+//!
+//! A test binary of its own: `tracing` caches per-callsite interest process-wide, and a
+//! thread-scoped subscriber racing with other tests' threads would see events dropped.
+#![cfg(feature = "tracing")]
 
 use std::sync::{Arc, Mutex};
 
