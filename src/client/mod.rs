@@ -209,7 +209,9 @@ impl ClientBuilder {
         };
         let mut session = self.session;
         session.trace = self.trace.is_some() || cfg!(feature = "tracing");
-        Ok(Connector { inner: Arc::new(ConnectorInner { host: self.host, port, session, tls, trace: self.trace }) })
+        Ok(Connector {
+            inner: Arc::new(ConnectorInner { host: self.host, port, session, tls, trace: self.trace }),
+        })
     }
 
     /// Builds and connects.
@@ -262,11 +264,12 @@ impl Connector {
     pub async fn connect(&self) -> Result<Client, Error> {
         let deadline = Instant::now() + self.inner.session.timeouts.connect;
         let host = self.inner.host.trim_start_matches('[').trim_end_matches(']');
-        let addrs: Vec<SocketAddr> = match timeout_at(deadline, tokio::net::lookup_host((host, self.inner.port))).await {
-            Ok(Ok(a)) => a.collect(),
-            Ok(Err(e)) => return Err(io_error(e)),
-            Err(_) => return Err(Error::Timeout(Phase::Connect)),
-        };
+        let addrs: Vec<SocketAddr> =
+            match timeout_at(deadline, tokio::net::lookup_host((host, self.inner.port))).await {
+                Ok(Ok(a)) => a.collect(),
+                Ok(Err(e)) => return Err(io_error(e)),
+                Err(_) => return Err(Error::Timeout(Phase::Connect)),
+            };
         let mut last = Error::Io(Arc::new(std::io::Error::other(format!("{host} resolved to no address"))));
         for addr in addrs {
             match timeout_at(deadline, TcpStream::connect(addr)).await {
@@ -287,7 +290,8 @@ impl Connector {
     pub async fn connect_with<S: Stream>(&self, stream: S) -> Result<Client, Error> {
         let boxed: BoxStream = Box::new(stream);
         let session = Session::new(self.inner.session.clone(), now());
-        let mut driver = Driver::new(session, Transport::Plain(boxed), self.inner.tls.clone(), self.inner.trace.clone());
+        let mut driver =
+            Driver::new(session, Transport::Plain(boxed), self.inner.tls.clone(), self.inner.trace.clone());
         if self.inner.session.tls == TlsPolicy::Implicit {
             driver.handshake().await?;
             let verified = driver.tls_verified();
@@ -337,7 +341,11 @@ impl Client {
     ///
     /// `Ok` means the server accepted responsibility (2xx to the final dot); the report
     /// lists every recipient, including rejected ones. See [`Error::is_ambiguous`].
-    pub async fn send(&mut self, envelope: &Envelope, message: impl Into<Bytes>) -> Result<SendReport, Error> {
+    pub async fn send(
+        &mut self,
+        envelope: &Envelope,
+        message: impl Into<Bytes>,
+    ) -> Result<SendReport, Error> {
         self.send_with(envelope, message, MessageOptions::default()).await
     }
 

@@ -57,7 +57,8 @@ impl SmtpUrl {
     /// assert!(SmtpUrl::parse("smtp://h?tls=maybe").is_err());
     /// ```
     pub fn parse(url: &str) -> Result<Self, Error> {
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("URL must start with smtp:// or smtps://"))?;
+        let (scheme, rest) =
+            url.split_once("://").ok_or_else(|| bad("URL must start with smtp:// or smtps://"))?;
         let (implicit, default_port) = match scheme.to_ascii_lowercase().as_str() {
             "smtp" => (false, 587),
             "smtps" => (true, 465),
@@ -99,7 +100,9 @@ impl SmtpUrl {
                         "required" => TlsPolicy::Required,
                         "opportunistic" => TlsPolicy::Opportunistic,
                         "none" => TlsPolicy::Disabled,
-                        other => return Err(bad(format!("tls={other:?}: use required, opportunistic or none"))),
+                        other => {
+                            return Err(bad(format!("tls={other:?}: use required, opportunistic or none")));
+                        }
                     }
                 }
                 "auth" => {
@@ -137,7 +140,9 @@ fn split_host_port(hostport: &str, default_port: u16) -> Result<(String, u16), E
     }
     let port = match port {
         None => default_port,
-        Some(p) => p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| bad(format!("invalid port {p:?}")))?,
+        Some(p) => {
+            p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| bad(format!("invalid port {p:?}")))?
+        }
     };
     Ok((host.to_string(), port))
 }
@@ -181,7 +186,12 @@ mod tests {
 
     #[test]
     fn errors_never_show_the_password() {
-        for url in ["smtp://u:secretpw@h:99999", "smtp://u:secretpw@h?x=1", "ftp://u:secretpw@h", "smtp://u:secret%zz@h"] {
+        for url in [
+            "smtp://u:secretpw@h:99999",
+            "smtp://u:secretpw@h?x=1",
+            "ftp://u:secretpw@h",
+            "smtp://u:secret%zz@h",
+        ] {
             let err = SmtpUrl::parse(url).unwrap_err().to_string();
             assert!(!err.contains("secret"), "{err}");
         }
@@ -191,7 +201,15 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for url in ["smtp://", "smtp://:25", "smtp://h:0", "smtp://h/path", "smtps://h?tls=none", "smtp://[::1", "smtp://a b"] {
+        for url in [
+            "smtp://",
+            "smtp://:25",
+            "smtp://h:0",
+            "smtp://h/path",
+            "smtps://h?tls=none",
+            "smtp://[::1",
+            "smtp://a b",
+        ] {
             assert!(SmtpUrl::parse(url).is_err(), "{url}");
         }
     }

@@ -2,8 +2,8 @@
 //! [`Session`](crate::proto::session::Session), performs the STARTTLS hand-off and enforces
 //! deadlines with the tokio clock (so tests can pause it).
 
-pub mod transport;
 pub(crate) mod tls;
+pub mod transport;
 
 use std::future::poll_fn;
 use std::io;

@@ -91,7 +91,8 @@ impl TlsOptions {
 /// The server name for SNI and verification: the configured host.
 pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    ServerName::try_from(host.to_string()).map_err(|e| Error::Config(format!("invalid TLS server name {host:?}: {e}")))
+    ServerName::try_from(host.to_string())
+        .map_err(|e| Error::Config(format!("invalid TLS server name {host:?}: {e}")))
 }
 
 /// Verifier for `danger_accept_invalid_certs`: checks signatures but not the chain.

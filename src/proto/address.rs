@@ -165,7 +165,10 @@ fn validate_local_part(local: &str) -> Result<(), AddressError> {
     // Dot-string = Atom *("." Atom)
     for atom in local.split('.') {
         if atom.is_empty() {
-            return Err(AddressError::Syntax { what, reason: "empty atom (leading, trailing or double dot)" });
+            return Err(AddressError::Syntax {
+                what,
+                reason: "empty atom (leading, trailing or double dot)",
+            });
         }
         if !atom.chars().all(is_atext) {
             return Err(AddressError::Syntax { what, reason: "character not allowed outside quotes" });
@@ -202,11 +205,7 @@ fn validate_quoted_string(local: &str) -> Result<(), AddressError> {
 
 /// The domain of a mailbox: a domain name or an address literal in brackets.
 fn validate_mail_domain(domain: &str) -> Result<(), AddressError> {
-    if domain.starts_with('[') {
-        validate_address_literal(domain)
-    } else {
-        validate_domain(domain)
-    }
+    if domain.starts_with('[') { validate_address_literal(domain) } else { validate_domain(domain) }
 }
 
 /// `address-literal = "[" ( IPv4 / IPv6 / General-address-literal ) "]"`; checked as
@@ -416,8 +415,22 @@ mod tests {
     #[test]
     fn rejects_bad_syntax() {
         for bad in [
-            "", "noat", "@example.com", "a@", "a..b@x.y", ".a@x.y", "a.@x.y", "a b@x.y", "a<b@x.y",
-            "a@-x.y", "a@x..y", "a@[1.2.3.4", "\"abc@x.y", "a@b c", "a>@x.y", "\"a\"b\"@x.y",
+            "",
+            "noat",
+            "@example.com",
+            "a@",
+            "a..b@x.y",
+            ".a@x.y",
+            "a.@x.y",
+            "a b@x.y",
+            "a<b@x.y",
+            "a@-x.y",
+            "a@x..y",
+            "a@[1.2.3.4",
+            "\"abc@x.y",
+            "a@b c",
+            "a>@x.y",
+            "\"a\"b\"@x.y",
         ] {
             assert!(Address::new(bad).is_err(), "{bad:?} should be rejected");
         }

@@ -139,7 +139,10 @@ mod tests {
     use crate::proto::code::ReplyCode;
 
     fn ehlo(lines: &[&str]) -> Capabilities {
-        Capabilities::from_ehlo(&Reply::new(ReplyCode(250), lines.iter().map(|l| l.as_bytes().into()).collect()))
+        Capabilities::from_ehlo(&Reply::new(
+            ReplyCode(250),
+            lines.iter().map(|l| l.as_bytes().into()).collect(),
+        ))
     }
 
     #[test]

@@ -153,6 +153,9 @@ mod tests {
         assert_eq!(enc(Command::Mail { from: Some(&a), params: &p }), b"MAIL FROM:<a@x.y> SIZE=42\r\n");
         assert_eq!(enc(Command::Rcpt { to: &a, params: &RcptParams::default() }), b"RCPT TO:<a@x.y>\r\n");
         assert_eq!(enc(Command::Bdat { size: 7, last: true }), b"BDAT 7 LAST\r\n");
-        assert_eq!(enc(Command::Auth { mechanism: "PLAIN", initial: Some(b"AGEAYg==") }), b"AUTH PLAIN AGEAYg==\r\n");
+        assert_eq!(
+            enc(Command::Auth { mechanism: "PLAIN", initial: Some(b"AGEAYg==") }),
+            b"AUTH PLAIN AGEAYg==\r\n"
+        );
     }
 }

@@ -292,7 +292,15 @@ mod tests {
     #[test]
     fn sec_consult_smuggling_variants_never_end_data_early() {
         let variants: [&[u8]; 9] = [
-            b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n.\r", b"\r.\n", b"\n.\r", b"\r\n\x00.\r\n", b"\r.\r\n", b"\r\n.\n",
+            b"\n.\n",
+            b"\r.\r",
+            b"\n.\r\n",
+            b"\r\n.\r",
+            b"\r.\n",
+            b"\n.\r",
+            b"\r\n\x00.\r\n",
+            b"\r.\r\n",
+            b"\r\n.\n",
         ];
         for v in variants {
             let mut body = b"A".to_vec();
@@ -330,12 +338,18 @@ mod tests {
     fn analysis_limits_and_flags() {
         assert_eq!(analyze(b"a\0b", LineEndings::Normalize), Err(BodyError::Nul { offset: 1 }));
         let long = vec![b'x'; 999];
-        assert!(matches!(analyze(&long, LineEndings::Normalize), Err(BodyError::LineTooLong { line: 1, .. })));
+        assert!(matches!(
+            analyze(&long, LineEndings::Normalize),
+            Err(BodyError::LineTooLong { line: 1, .. })
+        ));
         let ok = vec![b'x'; 998];
         assert!(analyze(&ok, LineEndings::Normalize).is_ok());
         let info = analyze("caf\u{e9}\r\n".as_bytes(), LineEndings::Reject).unwrap();
         assert!(info.eight_bit && info.ends_with_crlf && !info.needs_normalization);
-        assert_eq!(analyze(b"a\rb", LineEndings::Reject), Err(BodyError::BareLineEnding { byte: b'\r', offset: 1 }));
+        assert_eq!(
+            analyze(b"a\rb", LineEndings::Reject),
+            Err(BodyError::BareLineEnding { byte: b'\r', offset: 1 })
+        );
         let info = analyze(b"a\rb\n", LineEndings::Normalize).unwrap();
         assert_eq!(info.normalized_len, 6);
     }

@@ -70,7 +70,11 @@ impl EnhancedStatus {
             _ => return None,
         };
         let num = |s: &str| -> Option<u16> {
-            if (1..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) { s.parse().ok() } else { None }
+            if (1..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
+                s.parse().ok()
+            } else {
+                None
+            }
         };
         Some((Self { class, subject: num(subject)?, detail: num(detail)? }, rest.trim_start_matches(' ')))
     }

@@ -3,7 +3,10 @@
 //! [`session::Session`] is a pure state machine fed bytes and the current time; it hands
 //! back bytes to write, what it needs next, and events. The tokio driver, the blocking
 //! example and the fuzz targets all run this same core.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)
+)]
 
 pub mod address;
 pub mod capabilities;

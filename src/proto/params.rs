@@ -211,7 +211,9 @@ impl RcptParams {
                 out.extend_from_slice(b" ORCPT=utf-8;");
                 for c in addr.as_str().chars() {
                     match c {
-                        '+' | '=' | '\\' => out.extend_from_slice(format!("\\x{{{:X}}}", c as u32).as_bytes()),
+                        '+' | '=' | '\\' => {
+                            out.extend_from_slice(format!("\\x{{{:X}}}", c as u32).as_bytes())
+                        }
                         c => {
                             let mut buf = [0; 4];
                             out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
@@ -267,13 +269,19 @@ mod tests {
 
     #[test]
     fn notify_parsing() {
-        assert_eq!(Notify::parse("success,FAILURE").unwrap(), Notify { success: true, failure: true, delay: false });
+        assert_eq!(
+            Notify::parse("success,FAILURE").unwrap(),
+            Notify { success: true, failure: true, delay: false }
+        );
         assert_eq!(Notify::parse("NEVER").unwrap(), Notify::NEVER);
         assert!(Notify::parse("NEVER,SUCCESS").is_err());
         assert!(Notify::parse("SOMETIMES").is_err());
         let mut out = Vec::new();
-        RcptParams { notify: Some(Notify::parse("delay,success").unwrap()), orcpt: Some("a+b@x.y".parse().unwrap()) }
-            .encode(&mut out);
+        RcptParams {
+            notify: Some(Notify::parse("delay,success").unwrap()),
+            orcpt: Some("a+b@x.y".parse().unwrap()),
+        }
+        .encode(&mut out);
         assert_eq!(out, b" NOTIFY=SUCCESS,DELAY ORCPT=rfc822;a+2Bb@x.y");
     }
 

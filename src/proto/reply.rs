@@ -296,7 +296,9 @@ mod tests {
 
     #[test]
     fn malformed_codes() {
-        for bad in [&b"850 x\r\n"[..], b"25\r\n", b"2500 x\r\n", b"25O x\r\n", b"260 x\r\n", b"250x\r\n", b"\r\n"] {
+        for bad in
+            [&b"850 x\r\n"[..], b"25\r\n", b"2500 x\r\n", b"25O x\r\n", b"260 x\r\n", b"250x\r\n", b"\r\n"]
+        {
             assert!(matches!(one_shot(bad), Err(ReplyError::Malformed(_))), "{bad:?}");
         }
     }

@@ -73,7 +73,10 @@ impl Credentials {
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials").field("username", &self.username).field("password", &self.password).finish()
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .finish()
     }
 }
 
@@ -171,7 +174,8 @@ impl SaslClient {
 
     fn plain_response(&self) -> Vec<u8> {
         // RFC 4616: message = [authzid] UTF8NUL authcid UTF8NUL passwd
-        let mut raw = Vec::with_capacity(2 + self.credentials.username.len() + self.credentials.password.0.len());
+        let mut raw =
+            Vec::with_capacity(2 + self.credentials.username.len() + self.credentials.password.0.len());
         raw.push(0);
         raw.extend_from_slice(self.credentials.username.as_bytes());
         raw.push(0);
@@ -192,7 +196,9 @@ impl SaslClient {
             // LOGIN asks "Username:" then "Password:"; the text varies between servers, so
             // the step number decides.
             (Mechanism::Login, 1) => Ok(B64.encode(self.credentials.username.as_bytes()).into_bytes()),
-            (Mechanism::Login, 2) => Ok(B64.encode(self.credentials.password.expose().as_bytes()).into_bytes()),
+            (Mechanism::Login, 2) => {
+                Ok(B64.encode(self.credentials.password.expose().as_bytes()).into_bytes())
+            }
             _ => Err(SaslError::TooManyChallenges(self.challenges)),
         }
     }
@@ -230,7 +236,10 @@ mod tests {
     fn bad_challenge_and_nul() {
         let mut c = SaslClient::new(Mechanism::Login, Credentials::new("user", "pass")).unwrap();
         assert_eq!(c.respond(b"!!!"), Err(SaslError::BadChallenge));
-        assert_eq!(SaslClient::new(Mechanism::Plain, Credentials::new("a\0b", "p")).err(), Some(SaslError::NulInCredentials));
+        assert_eq!(
+            SaslClient::new(Mechanism::Plain, Credentials::new("a\0b", "p")).err(),
+            Some(SaslError::NulInCredentials)
+        );
     }
 
     #[test]

@@ -713,7 +713,9 @@ impl Session {
 
     fn on_421(&mut self, kind: Kind, reply: Reply) {
         let phase = kind.phase();
-        if let Kind::Mail(id) | Kind::Rcpt(id, _) | Kind::Data(id) | Kind::DataEnd(id) | Kind::Bdat(id, _) = kind {
+        if let Kind::Mail(id) | Kind::Rcpt(id, _) | Kind::Data(id) | Kind::DataEnd(id) | Kind::Bdat(id, _) =
+            kind
+        {
             let recipients = self.tx(id).map(Tx::results).unwrap_or_default();
             self.finish_tx(id, Err(Error::Rejected { phase, reply: reply.clone(), recipients }));
         }
@@ -896,7 +898,8 @@ impl Session {
     /// transaction is over whatever its reply) or an RSET; anything else waits.
     fn may_start_group(&self) -> bool {
         self.in_flight.is_empty()
-            || (self.pipelining() && self.in_flight.iter().all(|p| matches!(p.kind, Kind::DataEnd(_) | Kind::Rset(None))))
+            || (self.pipelining()
+                && self.in_flight.iter().all(|p| matches!(p.kind, Kind::DataEnd(_) | Kind::Rset(None))))
     }
 
     /// Checks extensions and limits, then sends MAIL (and, pipelined, the RCPTs and DATA).
@@ -1018,9 +1021,8 @@ impl Session {
     /// With every RCPT reply in: send the data, or give up and reset.
     fn decide_data(&mut self, id: MessageId) {
         let Some(tx) = self.tx(id) else { return };
-        let refused = !tx.mail_ok()
-            || tx.accepted() == 0
-            || (tx.opts.all_or_nothing && tx.accepted() < tx.rcpts.len());
+        let refused =
+            !tx.mail_ok() || tx.accepted() == 0 || (tx.opts.all_or_nothing && tx.accepted() < tx.rcpts.len());
         if refused {
             let err = tx.envelope_failure();
             let reset = tx.mail_ok();
@@ -1143,8 +1145,11 @@ impl Session {
     }
 
     fn command_done(&mut self, op: OpId, phase: Phase, reply: Reply) {
-        let result =
-            if reply.is_positive() { Ok(reply) } else { Err(Error::Rejected { phase, reply, recipients: Vec::new() }) };
+        let result = if reply.is_positive() {
+            Ok(reply)
+        } else {
+            Err(Error::Rejected { phase, reply, recipients: Vec::new() })
+        };
         self.events.push_back(Event::Command { id: op, result });
     }
 

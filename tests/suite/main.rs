@@ -1,0 +1,4 @@
+//! The single integration-test binary (one link instead of one per file).
+
+mod session;
+mod transcripts;
