@@ -13,7 +13,7 @@
 //! C| BDAT 2 LAST\r\nhi raw client bytes with escapes, nothing added
 //! @event PATTERN       the next event, as rendered by `render_event`, matches PATTERN
 //! @send from=a@x to=b@x,c@x body="Subject: x\r\n\r\nhi\r\n" [aon] [smtputf8] ...
-//! @noop | @rset | @quit | @vrfy WHAT
+//! @noop | @rset | @quit | @vrfy WHAT (escapes allowed)
 //! @tls verified|unverified   the driver's TLS handshake succeeded
 //! @eof                       the server closed the connection
 //! @advance 300s              simulated time passes, then `handle_timeout`
@@ -132,7 +132,9 @@ fn parse(name: &str, text: &str) -> Result<Transcript, String> {
                 "noop" => Action::Noop,
                 "rset" => Action::Rset,
                 "quit" => Action::Quit,
-                "vrfy" => Action::Vrfy(args.to_string()),
+                "vrfy" => Action::Vrfy(
+                    String::from_utf8(unescape(args).map_err(at)?).map_err(|e| at(e.to_string()))?,
+                ),
                 "tls" => match args {
                     "verified" => Action::Tls(true),
                     "unverified" => Action::Tls(false),
