@@ -673,6 +673,13 @@ impl Session {
             self.on_421(kind, reply);
             return;
         }
+        // A 3yz asks for more input, and only DATA (354) and AUTH (334) ever do. Anywhere
+        // else the server may now be reading whatever comes next (the next MAIL, RCPT
+        // lines) as message text: treating it as a refusal and carrying on would desync.
+        if reply.code().is_positive_intermediate() && !matches!(kind, Kind::Data(_) | Kind::Auth) {
+            self.fatal(ProtocolError::UnexpectedReply { phase: kind.phase(), reply }.into());
+            return;
+        }
         match kind {
             Kind::Greeting => self.on_greeting(reply),
             Kind::Ehlo => self.on_ehlo(reply),
