@@ -1,1 +1,706 @@
-//! Deterministic session tests.
+//! Deterministic session tests (DESIGN habit 11): the sans-IO [`Session`] against a
+//! scripted in-memory server, with simulated time and seeded pseudo-random decisions.
+//! No sockets, no threads, no clock: every run is the same run.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use smtpkit::proto::session::{Event, Session, SessionConfig, TlsPolicy, Want};
+use smtpkit::{EhloName, Envelope, Error, MessageOptions, Phase, Timeouts};
+
+/// A tiny 64-bit LCG (Knuth's MMIX constants): enough randomness for decisions, and no
+/// extra crate.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) as u32
+    }
+
+    fn below(&mut self, n: u32) -> u32 {
+        self.next() % n
+    }
+
+    fn chance(&mut self, percent: u32) -> bool {
+        self.below(100) < percent
+    }
+}
+
+// ---- the scripted server ----------------------------------------------------------------
+
+/// What the server decided for one transaction, keyed by the sender address.
+#[derive(Debug, Default, Clone)]
+struct Decision {
+    mail: u16,
+    rcpts: Vec<(String, u16)>,
+    /// Reply code and queue id for the final dot or last BDAT, when data was accepted.
+    end: Option<(u16, String)>,
+    /// The message as received (destuffed), when the end of data was accepted.
+    delivered: Option<Vec<u8>>,
+}
+
+#[derive(Debug)]
+enum Mode {
+    Command,
+    Data,
+    Bdat { remaining: usize, last: bool },
+    Closed,
+}
+
+/// A strict little SMTP server: it reads exactly what a correct client must send and
+/// panics on anything else, so a framing bug in the client shows up here.
+struct Server {
+    rng: Lcg,
+    ehlo: Vec<&'static str>,
+    /// Percentages: MAIL refused, RCPT 450, RCPT 550, end of data refused.
+    odds: [u32; 4],
+    /// Stop answering when a command starting with this arrives (for timeout tests).
+    stall_on: Option<&'static str>,
+    stalled: bool,
+    input: Vec<u8>,
+    out: Vec<u8>,
+    mode: Mode,
+    sender: Option<String>,
+    accepted: usize,
+    data: Vec<u8>,
+    decisions: HashMap<String, Decision>,
+    queue_ids: u64,
+    commands: usize,
+}
+
+impl Server {
+    fn new(seed: u64, ehlo: Vec<&'static str>, odds: [u32; 4]) -> Self {
+        Self {
+            rng: Lcg(seed),
+            ehlo,
+            odds,
+            stall_on: None,
+            stalled: false,
+            input: Vec::new(),
+            out: b"220 mx.test ESMTP\r\n".to_vec(),
+            mode: Mode::Command,
+            sender: None,
+            accepted: 0,
+            data: Vec::new(),
+            decisions: HashMap::new(),
+            queue_ids: 0,
+            commands: 0,
+        }
+    }
+
+    fn reply(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        self.input.extend_from_slice(bytes);
+        while !self.stalled && self.step() {}
+    }
+
+    /// Handles one unit of input; false when more input is needed.
+    fn step(&mut self) -> bool {
+        match self.mode {
+            Mode::Closed => {
+                assert!(
+                    self.input.is_empty(),
+                    "client wrote after QUIT: {:?}",
+                    String::from_utf8_lossy(&self.input)
+                );
+                false
+            }
+            Mode::Bdat { remaining, last } => {
+                if self.input.len() < remaining {
+                    return false;
+                }
+                let chunk: Vec<u8> = self.input.drain(..remaining).collect();
+                self.data.extend_from_slice(&chunk);
+                self.mode = Mode::Command;
+                if last {
+                    self.end_of_data();
+                } else if self.accepted == 0 {
+                    self.reply("554 5.5.1 no valid recipients");
+                } else {
+                    self.reply(&format!("250 2.0.0 {remaining} octets"));
+                }
+                true
+            }
+            Mode::Data | Mode::Command => {
+                let Some(nl) = self.input.iter().position(|&b| b == b'\n') else { return false };
+                let line: Vec<u8> = self.input.drain(..=nl).collect();
+                let line = line.strip_suffix(b"\r\n").unwrap_or_else(|| {
+                    panic!("line without CRLF: {:?}", String::from_utf8_lossy(&line));
+                });
+                assert!(!line.contains(&b'\r'), "bare CR on the wire: {:?}", String::from_utf8_lossy(line));
+                if matches!(self.mode, Mode::Data) {
+                    if line == b"." {
+                        if self.stall_on == Some(".") {
+                            self.stalled = true;
+                            return false;
+                        }
+                        self.mode = Mode::Command;
+                        self.end_of_data();
+                    } else {
+                        // RFC 5321 section 4.5.2: the receiver drops one leading dot.
+                        self.data.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
+                        self.data.extend_from_slice(b"\r\n");
+                    }
+                } else {
+                    let line = String::from_utf8(line.to_vec()).expect("commands are UTF-8");
+                    self.command(&line);
+                }
+                true
+            }
+        }
+    }
+
+    fn command(&mut self, line: &str) {
+        self.commands += 1;
+        if self.stall_on.is_some_and(|p| line.starts_with(p)) {
+            self.stalled = true;
+            return;
+        }
+        let (verb, arg) = line.split_once(' ').unwrap_or((line, ""));
+        match verb {
+            "EHLO" => {
+                let mut lines = vec!["mx.test".to_string()];
+                lines.extend(self.ehlo.iter().map(|s| s.to_string()));
+                let n = lines.len();
+                for (i, l) in lines.iter().enumerate() {
+                    let sep = if i + 1 == n { ' ' } else { '-' };
+                    self.reply(&format!("250{sep}{l}"));
+                }
+            }
+            "MAIL" => {
+                let from =
+                    arg.strip_prefix("FROM:<").and_then(|a| a.split_once('>')).expect("MAIL FROM:<...>").0;
+                assert!(self.sender.is_none(), "MAIL inside a transaction");
+                let code = if self.rng.chance(self.odds[0]) { 550 } else { 250 };
+                let decision = Decision { mail: code, ..Decision::default() };
+                assert!(self.decisions.insert(from.to_string(), decision).is_none(), "sender {from} twice");
+                if code == 250 {
+                    self.sender = Some(from.to_string());
+                    self.accepted = 0;
+                    self.reply(&format!("250 2.1.0 <{from}> sender ok"));
+                } else {
+                    self.reply(&format!("550 5.7.1 <{from}> sender refused"));
+                }
+            }
+            "RCPT" => {
+                let to = arg.strip_prefix("TO:<").and_then(|a| a.split_once('>')).expect("RCPT TO:<...>").0;
+                let Some(sender) = self.sender.clone() else {
+                    self.reply("503 5.5.1 need MAIL first");
+                    return;
+                };
+                let roll = self.rng.below(100);
+                let code = if roll < self.odds[1] {
+                    450
+                } else if roll < self.odds[1] + self.odds[2] {
+                    550
+                } else {
+                    250
+                };
+                if code == 250 {
+                    self.accepted += 1;
+                }
+                self.decisions.get_mut(&sender).unwrap().rcpts.push((to.to_string(), code));
+                // The address in the text lets the client side check the matching.
+                let text = match code {
+                    250 => "2.1.5 recipient ok",
+                    450 => "4.2.1 try later",
+                    _ => "5.1.1 no such user",
+                };
+                self.reply(&format!("{code} {text} <{to}>"));
+            }
+            "DATA" => {
+                if self.sender.is_none() {
+                    self.reply("503 5.5.1 need MAIL first");
+                } else if self.accepted == 0 {
+                    self.reply("554 5.5.1 no valid recipients");
+                } else {
+                    self.data.clear();
+                    self.mode = Mode::Data;
+                    self.reply("354 end with <CRLF>.<CRLF>");
+                }
+            }
+            "BDAT" => {
+                let mut words = arg.split(' ');
+                let size: usize = words.next().and_then(|w| w.parse().ok()).expect("BDAT size");
+                let last = match words.next() {
+                    None => false,
+                    Some("LAST") => true,
+                    Some(w) => panic!("BDAT {size} {w}?"),
+                };
+                self.mode = Mode::Bdat { remaining: size, last };
+            }
+            "RSET" => {
+                self.sender = None;
+                self.accepted = 0;
+                self.data.clear();
+                self.reply("250 2.0.0 reset");
+            }
+            "NOOP" => self.reply("250 2.0.0 ok"),
+            "QUIT" => {
+                self.reply("221 2.0.0 bye");
+                self.mode = Mode::Closed;
+            }
+            _ => panic!("unexpected command {line:?}"),
+        }
+    }
+
+    fn end_of_data(&mut self) {
+        let data = std::mem::take(&mut self.data);
+        let Some(sender) = self.sender.take() else {
+            self.reply("503 5.5.1 need MAIL first");
+            return;
+        };
+        if self.accepted == 0 {
+            self.reply("554 5.5.1 no valid recipients");
+            return;
+        }
+        if self.rng.chance(self.odds[3]) {
+            self.reply("554 5.7.1 message refused");
+            self.decisions.get_mut(&sender).unwrap().end = Some((554, String::new()));
+        } else {
+            self.queue_ids += 1;
+            let id = format!("Q{}", self.queue_ids);
+            self.reply(&format!("250 2.0.0 Ok: queued as {id}"));
+            let decision = self.decisions.get_mut(&sender).unwrap();
+            decision.end = Some((250, id));
+            decision.delivered = Some(data);
+        }
+    }
+}
+
+// ---- messages and the driver loop --------------------------------------------------------
+
+/// A body with dot lines, bare LFs, blank lines and sometimes no final line ending.
+fn random_body(rng: &mut Lcg, n: usize) -> Vec<u8> {
+    let mut body = format!("Subject: message {n}\r\n\r\n").into_bytes();
+    for _ in 0..rng.below(30) {
+        match rng.below(8) {
+            0 => body.extend_from_slice(b".\r\n"),
+            1 => body.extend_from_slice(b"..leading dots\r\n"),
+            2 => body.extend_from_slice(b"bare lf\n"),
+            3 => body.extend_from_slice(b"\r\n"),
+            _ => {
+                let len = rng.below(120) as usize;
+                body.extend((0..len).map(|i| b'a' + (i % 26) as u8));
+                body.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    if rng.chance(30) {
+        body.extend_from_slice(b"no final line ending");
+    }
+    body
+}
+
+/// What a receiver stores for a DATA body: line endings normalised to CRLF, and a CRLF
+/// added when the body did not end with one (the terminator needs it).
+fn expected_delivery(body: &[u8], bdat: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < body.len() {
+        match (body[i], body.get(i + 1)) {
+            (b'\r', Some(b'\n')) => {
+                out.extend_from_slice(b"\r\n");
+                i += 2;
+                continue;
+            }
+            (b'\r' | b'\n', _) => out.extend_from_slice(b"\r\n"),
+            (b, _) => out.push(b),
+        }
+        i += 1;
+    }
+    if !bdat && !out.is_empty() && !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+struct Sent {
+    id: u64,
+    sender: String,
+    body: Vec<u8>,
+}
+
+struct Harness {
+    session: Session,
+    server: Server,
+    now: Instant,
+    flights: usize,
+    events: Vec<Event>,
+    /// Feed server output in random pieces (driven by this generator) instead of whole.
+    splitter: Option<Lcg>,
+}
+
+impl Harness {
+    fn new(config: SessionConfig, server: Server) -> Self {
+        let now = Instant::now();
+        Self {
+            session: Session::new(config, now),
+            server,
+            now,
+            flights: 0,
+            events: Vec::new(),
+            splitter: None,
+        }
+    }
+
+    fn collect_events(&mut self) {
+        while let Some(e) = self.session.poll_event() {
+            self.events.push(e);
+        }
+    }
+
+    fn write_all(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(b) = self.session.poll_transmit(self.now) {
+            out.extend_from_slice(&b);
+        }
+        out
+    }
+
+    fn give_input(&mut self, bytes: &[u8]) {
+        match self.splitter.take() {
+            None => self.session.handle_input(self.now, bytes),
+            Some(mut rng) => {
+                let mut rest = bytes;
+                while !rest.is_empty() {
+                    let n = (1 + rng.below(40) as usize).min(rest.len());
+                    let (piece, tail) = rest.split_at(n);
+                    self.session.handle_input(self.now, piece);
+                    rest = tail;
+                    // A driver writes whatever is ready after every read.
+                    let out = self.write_all();
+                    if !out.is_empty() {
+                        self.flights += 1;
+                        self.server.feed(&out);
+                    }
+                }
+                self.splitter = Some(rng);
+            }
+        }
+        self.collect_events();
+    }
+
+    /// Moves bytes both ways until the session is idle or closed; returns the number of
+    /// client writes ("flights").
+    fn run(&mut self) -> usize {
+        let before = self.flights;
+        loop {
+            let replies = self.server.take_output();
+            if !replies.is_empty() {
+                self.give_input(&replies);
+            }
+            let out = self.write_all();
+            if !out.is_empty() {
+                self.flights += 1;
+                self.server.feed(&out);
+                continue;
+            }
+            if !self.server.out.is_empty() {
+                continue;
+            }
+            match self.session.wants() {
+                Want::Idle | Want::Closed => break,
+                Want::Read => {
+                    // Never hang: a reply is awaited only with a deadline.
+                    assert!(self.session.poll_timeout().is_some(), "waiting without a deadline");
+                    break;
+                }
+                Want::StartTls => panic!("no TLS in these tests"),
+            }
+        }
+        self.collect_events();
+        self.flights - before
+    }
+
+    fn send(&mut self, sender: &str, rcpts: &[String], body: Vec<u8>) -> Sent {
+        let to: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+        let envelope = Envelope::parse(sender, &to).unwrap();
+        let id = self
+            .session
+            .send_message(envelope, Bytes::from(body.clone()), MessageOptions::default())
+            .unwrap();
+        Sent { id: id.0, sender: sender.to_string(), body }
+    }
+}
+
+fn config(pipelining: bool, chunking: bool) -> SessionConfig {
+    SessionConfig {
+        ehlo_name: EhloName::new("client.test").unwrap(),
+        tls: TlsPolicy::Disabled,
+        pipelining,
+        chunking,
+        bdat_chunk_size: 100,
+        ..SessionConfig::default()
+    }
+}
+
+/// Checks every message outcome against what the server decided and received.
+fn check_outcomes(sent: &[Sent], events: &[Event], server: &Server, bdat: bool) -> [usize; 3] {
+    let mut outcomes: HashMap<u64, &Result<smtpkit::SendReport, Error>> = HashMap::new();
+    for e in events {
+        if let Event::Message { id, result } = e {
+            assert!(outcomes.insert(id.0, result).is_none(), "two outcomes for message {}", id.0);
+        }
+    }
+    assert_eq!(outcomes.len(), sent.len(), "one outcome per message");
+    let mut tally = [0; 3]; // sent, refused before data, refused after data
+    for m in sent {
+        let d = &server.decisions[&m.sender];
+        let result = outcomes[&m.id];
+        let rcpts = match result {
+            Ok(report) => &report.recipients,
+            Err(e) => &e.recipients().to_vec(),
+        };
+        if d.mail != 250 {
+            assert!(
+                matches!(result, Err(Error::Rejected { phase: Phase::Mail, reply, .. })
+                    if reply.code().0 == d.mail && reply.text().contains(&m.sender)),
+                "message {}: {result:?} but MAIL got {}",
+                m.id,
+                d.mail
+            );
+            tally[1] += 1;
+            continue;
+        }
+        // Every RCPT reply went to the recipient it was for, in order.
+        assert_eq!(rcpts.len(), d.rcpts.len(), "message {}", m.id);
+        for (got, (addr, code)) in rcpts.iter().zip(&d.rcpts) {
+            assert_eq!(got.address.as_str(), addr);
+            assert_eq!(got.reply.code().0, *code);
+            assert!(got.reply.text().contains(&format!("<{addr}>")), "reply {} for {addr}", got.reply);
+        }
+        match (&d.end, result) {
+            (None, Err(Error::RecipientsRejected { .. })) => {
+                assert!(d.rcpts.iter().all(|(_, c)| *c != 250));
+                tally[1] += 1;
+            }
+            (Some((250, qid)), Ok(report)) => {
+                assert_eq!(report.queue_id().as_deref(), Some(qid.as_str()), "message {}", m.id);
+                let delivered = d.delivered.as_ref().unwrap();
+                assert_eq!(delivered, &expected_delivery(&m.body, bdat), "message {} body", m.id);
+                tally[0] += 1;
+            }
+            (Some((554, _)), Err(Error::Rejected { phase: Phase::DataEnd, reply, .. })) => {
+                assert_eq!(reply.code().0, 554);
+                tally[2] += 1;
+            }
+            (end, result) => panic!("message {}: server decided {end:?}, client reported {result:?}", m.id),
+        }
+    }
+    tally
+}
+
+fn recipients(rng: &mut Lcg, n: usize) -> Vec<String> {
+    (0..1 + rng.below(4)).map(|j| format!("r{n}.{j}@dest.test")).collect()
+}
+
+/// Queues `count` messages at once, runs to idle, QUITs; returns the harness and what was
+/// sent.
+fn bulk(seed: u64, count: usize, pipelining: bool, chunking: bool, split: bool) -> (Harness, Vec<Sent>) {
+    let mut ehlo = vec!["ENHANCEDSTATUSCODES", "SIZE 1000000"];
+    if pipelining {
+        ehlo.push("PIPELINING");
+    }
+    if chunking {
+        ehlo.push("CHUNKING");
+    }
+    let server = Server::new(seed, ehlo, [3, 10, 10, 5]);
+    let mut h = Harness::new(config(true, true), server);
+    if split {
+        h.splitter = Some(Lcg(seed ^ 0x5eed));
+    }
+    assert_eq!(h.run(), 1, "EHLO");
+    assert!(h.session.is_ready());
+    let mut rng = Lcg(seed.rotate_left(17));
+    let sent: Vec<Sent> = (0..count)
+        .map(|n| {
+            let rcpts = recipients(&mut rng, n);
+            let body = random_body(&mut rng, n);
+            h.send(&format!("s{n}@src.test"), &rcpts, body)
+        })
+        .collect();
+    (h, sent)
+}
+
+#[test]
+fn pipelined_bulk_one_flight_per_message_and_exact_matching() {
+    for seed in [1, 2, 3] {
+        let count = 300;
+        let (mut h, sent) = bulk(seed, count, true, false, false);
+        let flights = h.run();
+        // One write for the first MAIL/RCPT/DATA group, then exactly one per message:
+        // body + dot + the next group, or RSET + the next group after a refusal.
+        assert_eq!(flights, count + 1, "seed {seed}");
+        assert!(h.session.is_idle_and_clean());
+        let tally = check_outcomes(&sent, &h.events, &h.server, false);
+        // The odds must have produced every kind of outcome, or the test proves less.
+        assert!(tally.iter().all(|&n| n > 5), "seed {seed}: {tally:?}");
+        h.session.quit().unwrap();
+        assert_eq!(h.run(), 1);
+        assert!(matches!(h.events.last(), Some(Event::Closed(None))));
+    }
+}
+
+#[test]
+fn replies_split_at_random_points_give_the_same_outcomes() {
+    let count = 200;
+    let render = |events: &[Event]| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                Event::Message { id, result: Ok(r) } => format!("{} ok {}", id.0, r.reply),
+                Event::Message { id, result: Err(e) } => format!("{} err {e}", id.0),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    };
+    let (mut whole, sent) = bulk(7, count, true, false, false);
+    whole.run();
+    let (mut split, _) = bulk(7, count, true, false, true);
+    split.run();
+    check_outcomes(&sent, &split.events, &split.server, false);
+    assert_eq!(render(&whole.events), render(&split.events));
+    assert!(split.session.is_idle_and_clean());
+}
+
+#[test]
+fn lockstep_without_pipelining_one_command_per_flight() {
+    let count = 150;
+    let (mut h, sent) = bulk(11, count, false, false, false);
+    let flights = h.run();
+    check_outcomes(&sent, &h.events, &h.server, false);
+    // Every command waits for its reply; the body and its dot go together.
+    let mut expected = 0;
+    for m in &sent {
+        let d = &h.server.decisions[&m.sender];
+        expected += 1; // MAIL
+        if d.mail != 250 {
+            continue;
+        }
+        expected += d.rcpts.len();
+        if d.rcpts.iter().any(|(_, c)| *c == 250) {
+            expected += 2; // DATA, then body + dot
+        } else {
+            expected += 1; // RSET
+        }
+    }
+    assert_eq!(flights, expected);
+}
+
+#[test]
+fn bdat_bulk_pipelined() {
+    let count = 200;
+    let (mut h, sent) = bulk(21, count, true, true, false);
+    let flights = h.run();
+    let tally = check_outcomes(&sent, &h.events, &h.server, true);
+    assert!(tally.iter().all(|&n| n > 3), "{tally:?}");
+    assert!(h.session.is_idle_and_clean());
+    // BDAT needs no 354 round trip: each write carries one whole message (MAIL, RCPTs and
+    // every chunk), or RSET and the next message after a refusal.
+    assert_eq!(flights, count);
+}
+
+// ---- simulated time ----------------------------------------------------------------------
+
+fn distinct_timeouts() -> Timeouts {
+    let s = Duration::from_secs;
+    Timeouts {
+        connect: s(1),
+        tls_handshake: s(2),
+        greeting: s(30),
+        command: s(40),
+        mail: s(50),
+        rcpt: s(60),
+        data_init: s(70),
+        data_block: s(80),
+        data_end: s(90),
+    }
+}
+
+/// The server stops answering at `stall_on`; the session must time out exactly at that
+/// phase's deadline: not a second earlier, and with the phase named.
+fn stall_at(stall_on: &'static str, pipelining: bool, deadline: u64, phase: Phase) {
+    let mut ehlo = vec![];
+    if pipelining {
+        ehlo.push("PIPELINING");
+    }
+    let mut server = Server::new(5, ehlo, [0, 0, 0, 0]);
+    server.stall_on = Some(stall_on);
+    let cfg = SessionConfig { timeouts: distinct_timeouts(), ..config(pipelining, false) };
+    let mut h = Harness::new(cfg, server);
+    if stall_on == "GREETING" {
+        h.server.out.clear();
+        h.server.stalled = true;
+    }
+    let start = h.now;
+    h.run();
+    if h.session.is_ready() {
+        h.send("s@src.test", &["r@dest.test".to_string()], b"hi\r\n".to_vec());
+        h.run();
+    }
+    assert_eq!(h.session.wants(), Want::Read, "{stall_on}: stalled");
+    let due = h.session.poll_timeout().unwrap();
+    assert_eq!(due - start, Duration::from_secs(deadline), "{stall_on}");
+    h.now = due - Duration::from_millis(1);
+    h.session.handle_timeout(h.now);
+    assert!(h.session.poll_event().is_none(), "{stall_on}: fired early");
+    h.now = due;
+    h.session.handle_timeout(h.now);
+    h.collect_events();
+    match h.events.last() {
+        Some(Event::Closed(Some(Error::Timeout(p)))) => assert_eq!(*p, phase, "{stall_on}"),
+        other => panic!("{stall_on}: {other:?}"),
+    }
+}
+
+#[test]
+fn each_phase_times_out_at_its_own_deadline() {
+    stall_at("GREETING", false, 30, Phase::Greeting);
+    stall_at("EHLO", false, 40, Phase::Ehlo);
+    stall_at("MAIL", false, 50, Phase::Mail);
+    stall_at("RCPT", false, 60, Phase::Rcpt);
+    stall_at("DATA", false, 70, Phase::Data);
+    stall_at(".", false, 90, Phase::DataEnd);
+    // Pipelined, a stall at MAIL leaves MAIL at the head of the queue.
+    stall_at("MAIL", true, 50, Phase::Mail);
+}
+
+#[test]
+fn a_trickled_final_reply_hits_the_whole_reply_deadline() {
+    for (step, expect_sent) in [(9u64, true), (12, false)] {
+        // "250 ok\r\n" is 8 octets, one every `step` seconds against a 90 s deadline: the
+        // last arrives at 72 s (sent) or would at 96 s (ambiguous timeout). The gaps are far
+        // below 90 s, so an idle timer that each byte resets would never fire.
+        let cfg = SessionConfig { timeouts: distinct_timeouts(), ..config(false, false) };
+        let mut h = Harness::new(cfg, Server::new(1, vec![], [0, 0, 0, 0]));
+        h.run();
+        h.server.stall_on = Some(".");
+        h.send("s@src.test", &["r@dest.test".to_string()], b"hi\r\n".to_vec());
+        h.run();
+        let dot_at = h.now;
+        let reply = b"250 ok\r\n";
+        for (i, byte) in reply.iter().enumerate() {
+            h.now = dot_at + Duration::from_secs(step * (i as u64 + 1)) + Duration::from_millis(i as u64);
+            h.session.handle_timeout(h.now);
+            h.session.handle_input(h.now, std::slice::from_ref(byte));
+        }
+        h.collect_events();
+        let sent = h.events.iter().any(|e| matches!(e, Event::Message { result: Ok(_), .. }));
+        let timed_out = h.events.iter().any(|e| {
+            matches!(e, Event::Message { result: Err(Error::Ambiguous { cause, .. }), .. }
+                if matches!(**cause, Error::Timeout(Phase::DataEnd)))
+        });
+        assert_eq!((sent, timed_out), (expect_sent, !expect_sent), "step {step}: {:?}", h.events);
+    }
+}
