@@ -18,7 +18,7 @@
 //! @eof                       the server closed the connection
 //! @advance 300s              simulated time passes, then `handle_timeout`
 //! @wants read|idle|starttls|closed
-//! @clean                     `is_idle_and_clean()` holds
+//! @clean | @not-clean        `is_idle_and_clean()` holds, or does not
 //! ```
 //!
 //! Before each server read, everything the client wrote so far must equal the `C` lines so
@@ -55,7 +55,7 @@ enum Action {
     Eof,
     Advance(Duration),
     Wants(Want),
-    Clean,
+    Clean(bool),
 }
 
 #[derive(Clone, Debug)]
@@ -152,7 +152,8 @@ fn parse(name: &str, text: &str) -> Result<Transcript, String> {
                     "closed" => Want::Closed,
                     _ => return Err(at(format!("@wants {args}?"))),
                 }),
-                "clean" => Action::Clean,
+                "clean" => Action::Clean(true),
+                "not-clean" => Action::Clean(false),
                 _ => return Err(at(format!("unknown directive @{word}"))),
             }
         } else {
@@ -568,9 +569,9 @@ fn run(t: &Transcript, feed: Feed) -> Result<Outcome, String> {
                     return Err(at(format!("wants() is {got:?}, expected {want:?}")));
                 }
             }
-            Action::Clean => {
-                if !r.session.is_idle_and_clean() {
-                    return Err(at("session is not idle and clean".into()));
+            Action::Clean(clean) => {
+                if r.session.is_idle_and_clean() != *clean {
+                    return Err(at(format!("is_idle_and_clean() is {}", !clean)));
                 }
             }
         }
