@@ -954,11 +954,15 @@ impl Session {
         } else {
             None
         };
+        // RFC 1870 section 4: SIZE counts the octets "transmitted by the SMTP client after
+        // receiving reply code 354", less the terminating dot: DATA adds a CRLF to a body
+        // without a final line ending, BDAT sends the body as is.
+        let chunking = self.config.chunking && caps.chunking();
+        let added = if tx.info.ends_with_crlf || chunking { 0 } else { 2 };
+        let octets = tx.info.normalized_len + added;
         let size = match caps.size() {
-            Some(Some(max)) if tx.info.normalized_len > max => {
-                return Err(Error::MessageTooLarge { size: tx.info.normalized_len, max });
-            }
-            Some(_) => Some(tx.info.normalized_len),
+            Some(Some(max)) if octets > max => return Err(Error::MessageTooLarge { size: octets, max }),
+            Some(_) => Some(octets),
             None => None,
         };
         if tx.opts.wants_dsn() && !caps.dsn() {
