@@ -39,6 +39,8 @@ struct Decision {
     end: Option<(u16, String)>,
     /// The message as received (destuffed), when the end of data was accepted.
     delivered: Option<Vec<u8>>,
+    /// DATA got 354 (or the first BDAT chunk arrived).
+    data_started: bool,
 }
 
 #[derive(Debug)]
@@ -67,7 +69,11 @@ struct Server {
     data: Vec<u8>,
     decisions: HashMap<String, Decision>,
     queue_ids: u64,
-    commands: usize,
+    /// Input octets the link still carries; at 0 it dies (see `feed`).
+    budget: Option<usize>,
+    /// Decides how much of the pending output is lost when the link dies.
+    loss_seed: u32,
+    dead: bool,
 }
 
 impl Server {
@@ -86,7 +92,9 @@ impl Server {
             data: Vec::new(),
             decisions: HashMap::new(),
             queue_ids: 0,
-            commands: 0,
+            budget: None,
+            loss_seed: 0,
+            dead: false,
         }
     }
 
@@ -100,8 +108,22 @@ impl Server {
     }
 
     fn feed(&mut self, bytes: &[u8]) {
-        self.input.extend_from_slice(bytes);
+        if self.dead {
+            return;
+        }
+        let take = self.budget.map_or(bytes.len(), |b| b.min(bytes.len()));
+        self.input.extend_from_slice(&bytes[..take]);
         while !self.stalled && self.step() {}
+        if let Some(budget) = &mut self.budget {
+            *budget -= take;
+            if *budget == 0 {
+                // The link dies: what the server processed stays done, and a random tail of
+                // its replies never reaches the client.
+                self.dead = true;
+                let keep = self.loss_seed as usize % (self.out.len() + 1);
+                self.out.truncate(keep);
+            }
+        }
     }
 
     /// Handles one unit of input; false when more input is needed.
@@ -161,7 +183,6 @@ impl Server {
     }
 
     fn command(&mut self, line: &str) {
-        self.commands += 1;
         if self.stall_on.is_some_and(|p| line.starts_with(p)) {
             self.stalled = true;
             return;
@@ -226,6 +247,8 @@ impl Server {
                 } else {
                     self.data.clear();
                     self.mode = Mode::Data;
+                    let sender = self.sender.clone().unwrap();
+                    self.decisions.get_mut(&sender).unwrap().data_started = true;
                     self.reply("354 end with <CRLF>.<CRLF>");
                 }
             }
@@ -237,6 +260,9 @@ impl Server {
                     Some("LAST") => true,
                     Some(w) => panic!("BDAT {size} {w}?"),
                 };
+                if let Some(sender) = &self.sender {
+                    self.decisions.get_mut(sender).unwrap().data_started = true;
+                }
                 self.mode = Mode::Bdat { remaining: size, last };
             }
             "RSET" => {
@@ -408,6 +434,9 @@ impl Harness {
             }
             if !self.server.out.is_empty() {
                 continue;
+            }
+            if self.server.dead {
+                break;
             }
             match self.session.wants() {
                 Want::Idle | Want::Closed => break,
@@ -702,5 +731,155 @@ fn a_trickled_final_reply_hits_the_whole_reply_deadline() {
                 if matches!(**cause, Error::Timeout(Phase::DataEnd)))
         });
         assert_eq!((sent, timed_out), (expect_sent, !expect_sent), "step {step}: {:?}", h.events);
+    }
+}
+
+// ---- faults: the delivery ledger -------------------------------------------------------------
+
+/// RELIABILITY bar 8: the link dies at a random byte of the client's stream, and a random
+/// tail of the server's pending replies is lost with it. Whatever the cut, a message
+/// reported sent was stored by the server (with that queue id), a stored message is
+/// reported sent or ambiguous, and ambiguity needs data the server accepted with 354.
+#[test]
+fn ledger_with_the_link_cut_at_random_offsets() {
+    let mut ambiguous_total = 0;
+    let mut sent_total = 0;
+    for seed in 0..300u64 {
+        let (mut h, sent) = bulk(seed, 12, seed % 2 == 0, false, seed % 3 == 0);
+        let mut rng = Lcg(seed.wrapping_mul(31) + 7);
+        h.server.budget = Some(rng.below(12 * 400) as usize);
+        h.server.loss_seed = rng.next();
+        h.run();
+        if h.server.dead {
+            h.session.handle_eof();
+            h.collect_events();
+        }
+        let mut outcomes = HashMap::new();
+        for e in &h.events {
+            if let Event::Message { id, result } = e {
+                assert!(outcomes.insert(id.0, result.clone()).is_none(), "seed {seed}: two outcomes");
+            }
+        }
+        for m in &sent {
+            let result =
+                outcomes.get(&m.id).unwrap_or_else(|| panic!("seed {seed}: no outcome for {}", m.id));
+            let decision = h.server.decisions.get(&m.sender);
+            let stored = decision.and_then(|d| d.delivered.as_ref()).is_some();
+            match result {
+                Ok(report) => {
+                    let d = decision.unwrap_or_else(|| panic!("seed {seed}: sent but never seen"));
+                    assert!(stored, "seed {seed}: message {} reported sent, not stored", m.id);
+                    assert_eq!(report.queue_id().as_deref(), d.end.as_ref().map(|e| e.1.as_str()));
+                    sent_total += 1;
+                }
+                Err(e) if e.is_ambiguous() => {
+                    assert!(
+                        decision.is_some_and(|d| d.data_started),
+                        "seed {seed}: message {} ambiguous before its data was accepted",
+                        m.id
+                    );
+                    assert!(!e.is_transient() && !e.is_permanent());
+                    ambiguous_total += 1;
+                }
+                Err(e) => assert!(!stored, "seed {seed}: message {} stored but reported {e}", m.id),
+            }
+        }
+        if h.server.dead {
+            assert!(h.session.is_closed(), "seed {seed}");
+        }
+    }
+    // The cuts must actually land between a dot and its reply now and then.
+    eprintln!("ledger: {sent_total} sent, {ambiguous_total} ambiguous");
+    assert!(ambiguous_total >= 10 && sent_total >= 300, "ambiguous {ambiguous_total}, sent {sent_total}");
+}
+
+// ---- a reply in the middle of the body -------------------------------------------------------
+
+/// RELIABILITY: "550 right after 354 while the server stops reading: reported as the
+/// 550, not as a broken pipe". The body is larger than one write, so the session is still
+/// streaming it when the reply arrives.
+#[test]
+fn a_reply_while_the_body_streams_is_reported_as_that_reply() {
+    let mut h = Harness::new(config(false, false), Server::new(1, vec![], [0, 0, 0, 0]));
+    h.run();
+    h.server.stall_on = Some("DATA");
+    let line = format!("{}\r\n", "x".repeat(900));
+    let body = line.repeat(2000).into_bytes(); // about 1.8 MB
+    h.send("s@src.test", &["r@dest.test".to_string()], body);
+    h.run();
+    assert_eq!(h.server.input, b"");
+    h.session.handle_input(h.now, b"354 go\r\n");
+    let first = h.session.poll_transmit(h.now).expect("a first piece of the body");
+    assert!(first.len() < 1_800_000, "the whole body in one piece: {}", first.len());
+    h.session.handle_input(h.now, b"552 5.3.4 message too big, stop sending\r\n");
+    assert!(h.session.poll_transmit(h.now).is_none(), "kept writing after the refusal");
+    h.collect_events();
+    match &h.events[..] {
+        [
+            ..,
+            Event::Message { result: Err(Error::Rejected { phase: Phase::DataBlock, reply, .. }), .. },
+            Event::Closed(Some(_)),
+        ] => {
+            assert_eq!(reply.code().0, 552);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+// ---- the trace never carries secrets or message data -----------------------------------------
+
+#[test]
+fn trace_redacts_credentials_and_message_data() {
+    for mechanism in ["PLAIN", "LOGIN"] {
+        let cfg = SessionConfig {
+            trace: true,
+            tls: TlsPolicy::Implicit,
+            credentials: Some(smtpkit::Credentials::new("alice-user", "hunter2-secret")),
+            ..config(true, false)
+        };
+        let mut s = Session::new(cfg, Instant::now());
+        let now = Instant::now();
+        s.tls_established(true);
+        s.handle_input(now, b"220 mx\r\n");
+        s.poll_transmit(now).unwrap();
+        s.handle_input(now, format!("250-mx\r\n250 AUTH {mechanism}\r\n").as_bytes());
+        let mut wire = s.poll_transmit(now).unwrap().to_vec();
+        if mechanism == "LOGIN" {
+            // The server echoes the user name in its challenge (some do).
+            s.handle_input(now, b"334 YWxpY2UtdXNlcg==\r\n");
+            wire.extend_from_slice(&s.poll_transmit(now).unwrap());
+            s.handle_input(now, b"334 UGFzc3dvcmQ6\r\n");
+            wire.extend_from_slice(&s.poll_transmit(now).unwrap());
+        }
+        s.handle_input(now, b"235 ok\r\n");
+        let envelope = Envelope::parse("s@src.test", &["r@dest.test"]).unwrap();
+        s.send_message(
+            envelope,
+            Bytes::from_static(b"Subject: private\r\n\r\nbody text\r\n"),
+            MessageOptions::default(),
+        )
+        .unwrap();
+        s.poll_transmit(now).unwrap();
+        s.handle_input(now, b"250 ok\r\n250 ok\r\n354 go\r\n");
+        s.poll_transmit(now).unwrap();
+        let mut trace = Vec::new();
+        while let Some(line) = s.poll_trace() {
+            trace.push(line.to_string());
+        }
+        let all = trace.join("\n");
+        // The secrets went over the wire (base64), but not into the trace in any form.
+        let b64 = |s: &str| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(s)
+        };
+        let on_wire =
+            if mechanism == "PLAIN" { b64("\0alice-user\0hunter2-secret") } else { b64("hunter2-secret") };
+        assert!(String::from_utf8_lossy(&wire).contains(&on_wire), "{mechanism}: test premise");
+        for secret in ["hunter2-secret", "alice-user", &on_wire, &b64("alice-user"), "YWxpY2UtdXNlcg"] {
+            assert!(!all.contains(secret), "{mechanism}: {secret} in trace:\n{all}");
+        }
+        assert!(!all.contains("private") && !all.contains("body text"), "message data in trace:\n{all}");
+        assert!(all.contains("C: MAIL FROM:<s@src.test>") && all.contains("S: 354 go"), "{all}");
+        assert!(all.contains("[message data: 31 octets]"), "{all}");
     }
 }
