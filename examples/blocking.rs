@@ -65,7 +65,9 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
         }
         match session.wants() {
             // The message is done either way: say goodbye.
-            Want::Idle => drop(session.quit()?),
+            Want::Idle => {
+                session.quit()?;
+            }
             Want::Closed => return Ok(sent),
             Want::StartTls => return Err("STARTTLS is not supported by this example".into()),
             Want::Read => {
