@@ -883,3 +883,164 @@ fn trace_redacts_credentials_and_message_data() {
         assert!(all.contains("[message data: 31 octets]"), "{all}");
     }
 }
+
+// ---- a server that answers at random ---------------------------------------------------------
+
+/// Answers every command with a code drawn at random (mostly plausible ones), reads message
+/// data only after it said 354 to DATA, and remembers its reply to each end of data.
+struct Chaos {
+    rng: Lcg,
+    input: Vec<u8>,
+    out: Vec<u8>,
+    data_mode: bool,
+    sender: Option<String>,
+    ends: HashMap<String, u16>,
+}
+
+impl Chaos {
+    /// `good` 85% of the time, otherwise one of `bad`.
+    fn pick(&mut self, good: u16, bad: &[u16]) -> u16 {
+        if self.rng.chance(85) { good } else { bad[self.rng.below(bad.len() as u32) as usize] }
+    }
+
+    fn reply(&mut self, code: u16) {
+        // Sometimes multiline, sometimes with an enhanced code, always well-formed.
+        if self.rng.chance(20) {
+            self.out.extend_from_slice(format!("{code}-first line\r\n").as_bytes());
+        }
+        self.out.extend_from_slice(format!("{code} chaos says {code}\r\n").as_bytes());
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        self.input.extend_from_slice(bytes);
+        while let Some(nl) = self.input.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.input.drain(..=nl).collect();
+            let line = String::from_utf8_lossy(&line).trim_end().to_string();
+            if self.data_mode {
+                if line == "." {
+                    self.data_mode = false;
+                    let code = self.pick(250, &[251, 451, 554, 421, 354, 500]);
+                    if let Some(sender) = self.sender.take() {
+                        self.ends.insert(sender, code);
+                    }
+                    self.reply(code);
+                }
+                continue;
+            }
+            let verb = line.split(' ').next().unwrap_or_default().to_string();
+            let code = match verb.as_str() {
+                "EHLO" => {
+                    let code = self.pick(250, &[550, 421, 220]);
+                    if code == 250 {
+                        self.out.extend_from_slice(b"250-chaos\r\n250-PIPELINING\r\n");
+                    }
+                    code
+                }
+                "MAIL" => {
+                    self.sender =
+                        line.split('<').nth(1).and_then(|s| s.split('>').next()).map(str::to_string);
+                    self.pick(250, &[451, 550, 421, 354, 220, 334])
+                }
+                "DATA" => {
+                    let code = self.pick(354, &[250, 451, 554, 421, 334]);
+                    self.data_mode = code == 354;
+                    code
+                }
+                _ => self.pick(250, &[251, 450, 550, 421, 354, 334, 221, 503]),
+            };
+            self.reply(code);
+        }
+    }
+}
+
+/// Whatever the server answers, the session never panics, never reports a message sent
+/// unless the server said 2xx to that message's end of data (with that very reply), gives
+/// every message exactly one outcome, never waits without a deadline, and writes nothing
+/// once closed.
+#[test]
+fn random_replies_never_fake_a_delivery_or_hang() {
+    let mut sent_total = 0;
+    for seed in 0..500u64 {
+        let mut rng = Lcg(seed ^ 0xC4A05);
+        let mut server = Chaos {
+            rng: Lcg(seed),
+            input: Vec::new(),
+            out: b"220 chaos\r\n".to_vec(),
+            data_mode: false,
+            sender: None,
+            ends: HashMap::new(),
+        };
+        let mut now = Instant::now();
+        let mut s = Session::new(config(seed % 2 == 0, false), now);
+        let count = 1 + rng.below(5) as u64;
+        let mut ids = Vec::new();
+        for n in 0..count {
+            let envelope =
+                Envelope::parse(&format!("s{n}@src.test"), &["a@dest.test", "b@dest.test"]).unwrap();
+            let body = random_body(&mut rng, n as usize);
+            ids.push(s.send_message(envelope, Bytes::from(body), MessageOptions::default()).unwrap().0);
+        }
+        let mut events = Vec::new();
+        for _round in 0..200 {
+            let replies = std::mem::take(&mut server.out);
+            let mut rest = &replies[..];
+            while !rest.is_empty() {
+                let n = (1 + rng.below(30) as usize).min(rest.len());
+                s.handle_input(now, &rest[..n]);
+                rest = &rest[n..];
+                while let Some(bytes) = s.poll_transmit(now) {
+                    server.feed(&bytes);
+                }
+            }
+            while let Some(bytes) = s.poll_transmit(now) {
+                server.feed(&bytes);
+            }
+            events.extend(std::iter::from_fn(|| s.poll_event()));
+            if !server.out.is_empty() {
+                continue;
+            }
+            match s.wants() {
+                Want::Closed => break,
+                Want::Idle => {
+                    if s.quit().is_err() {
+                        break;
+                    }
+                }
+                Want::Read => {
+                    // The chaos server has nothing more to say: only the deadline helps.
+                    let due = s.poll_timeout().expect("a reply is awaited without a deadline");
+                    now = due;
+                    s.handle_timeout(now);
+                    assert!(s.is_closed(), "seed {seed}: deadline passed, session still open");
+                }
+                Want::StartTls => unreachable!(),
+            }
+        }
+        events.extend(std::iter::from_fn(|| s.poll_event()));
+        assert!(s.is_closed(), "seed {seed}: still open after 200 rounds");
+        assert!(s.poll_transmit(now).is_none(), "seed {seed}: writes after close");
+        let mut outcomes: HashMap<u64, usize> = HashMap::new();
+        for e in &events {
+            if let Event::Message { id, result } = e {
+                *outcomes.entry(id.0).or_default() += 1;
+                if let Ok(report) = result {
+                    let sender = format!("s{}@src.test", ids.iter().position(|i| i == &id.0).unwrap());
+                    let end = server.ends.get(&sender).copied();
+                    assert_eq!(
+                        end,
+                        Some(report.reply.code().0),
+                        "seed {seed}: sent without a 2xx to its dot"
+                    );
+                    assert!(report.reply.is_positive());
+                    sent_total += 1;
+                }
+            }
+        }
+        for id in &ids {
+            assert_eq!(outcomes.get(id), Some(&1), "seed {seed}: message {id} outcomes");
+        }
+        assert!(matches!(events.last(), Some(Event::Closed(_))), "seed {seed}: {:?}", events.last());
+    }
+    eprintln!("chaos: {sent_total} sent");
+    assert!(sent_total > 100, "only {sent_total} messages got through; the test proves little");
+}
