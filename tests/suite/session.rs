@@ -1044,3 +1044,97 @@ fn random_replies_never_fake_a_delivery_or_hang() {
     eprintln!("chaos: {sent_total} sent");
     assert!(sent_total > 100, "only {sent_total} messages got through; the test proves little");
 }
+
+// ---- TLS fails closed --------------------------------------------------------------------------
+
+/// RELIABILITY bars 3 to 5 against a man in the middle who answers the plaintext part at
+/// random and never lets TLS happen: with TLS required no AUTH, MAIL, RCPT or DATA is
+/// written at all, and with opportunistic TLS the credentials are still never sent.
+#[test]
+fn plaintext_never_carries_mail_or_credentials_when_tls_is_not_up() {
+    for seed in 0..400u64 {
+        let mut rng = Lcg(seed);
+        let required = seed % 2 == 0;
+        let cfg = SessionConfig {
+            tls: if required { TlsPolicy::Required } else { TlsPolicy::Opportunistic },
+            // Without credentials too, or a missing check on MAIL would hide behind the
+            // credentials check.
+            credentials: (seed % 4 != 0).then(|| smtpkit::Credentials::new("user", "secret")),
+            ..config(true, false)
+        };
+        let mut now = Instant::now();
+        let mut s = Session::new(cfg, now);
+        let envelope = Envelope::parse("s@src.test", &["r@dest.test"]).unwrap();
+        s.send_message(envelope, Bytes::from_static(b"x\r\n"), MessageOptions::default()).unwrap();
+        let mut wire = Vec::new();
+        let greeting: &[u8] = match rng.below(4) {
+            0 => b"554 no\r\n",
+            1 => b"421 busy\r\n",
+            _ => b"220 mitm\r\n",
+        };
+        let mut pending = greeting.to_vec();
+        for _ in 0..20 {
+            s.handle_input(now, &pending);
+            pending.clear();
+            while let Some(bytes) = s.poll_transmit(now) {
+                wire.extend_from_slice(&bytes);
+                for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    let verb = String::from_utf8_lossy(line)
+                        .split(' ')
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string();
+                    pending.extend_from_slice(match verb.as_str() {
+                        "EHLO" => match rng.below(5) {
+                            0 => b"250-mitm\r\n250-PIPELINING\r\n250 AUTH PLAIN LOGIN\r\n".as_slice(),
+                            1 => b"250-mitm\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n",
+                            2 => b"502 no EHLO\r\n",
+                            3 => b"250-mitm\r\n250 STARTTLS\r\n",
+                            _ => b"250 mitm\r\n",
+                        },
+                        "HELO" => b"250 mitm\r\n",
+                        "STARTTLS" => match rng.below(5) {
+                            0 => b"454 no TLS\r\n".as_slice(),
+                            1 => b"220 go\r\n250-injected\r\n250 AUTH PLAIN\r\n",
+                            2 => b"250 sure\r\n",
+                            3 => b"502 nope\r\n",
+                            _ => b"220 go\r\n",
+                        },
+                        "QUIT" => b"221 bye\r\n",
+                        _ => b"250 ok\r\n",
+                    });
+                }
+            }
+            match s.wants() {
+                Want::StartTls => {
+                    // The attacker answers the handshake with more plaintext, or nothing.
+                    if rng.chance(50) {
+                        pending.extend_from_slice(b"250 AUTH PLAIN\r\n");
+                    } else {
+                        now += Duration::from_secs(3600);
+                        s.handle_error(Error::Config("handshake failed".into()));
+                    }
+                }
+                Want::Closed => break,
+                Want::Idle if pending.is_empty() => break,
+                Want::Read if pending.is_empty() => {
+                    now = s.poll_timeout().unwrap();
+                    s.handle_timeout(now);
+                }
+                _ => {}
+            }
+        }
+        let text = String::from_utf8_lossy(&wire);
+        for line in text.lines() {
+            let verb = line.split(' ').next().unwrap();
+            assert_ne!(verb, "AUTH", "seed {seed}: credentials in plaintext:\n{text}");
+            if required {
+                assert!(
+                    ["EHLO", "STARTTLS", "QUIT"].contains(&verb),
+                    "seed {seed}: {line:?} in plaintext:\n{text}"
+                );
+            }
+        }
+    }
+}
