@@ -669,6 +669,7 @@ fn stall_at(stall_on: &'static str, pipelining: bool, deadline: u64, phase: Phas
     let cfg = SessionConfig { timeouts: distinct_timeouts(), ..config(pipelining, false) };
     let mut h = Harness::new(cfg, server);
     if stall_on == "GREETING" {
+        // Not a command: the server accepts the connection and never says hello.
         h.server.out.clear();
         h.server.stalled = true;
     }
