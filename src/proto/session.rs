@@ -715,6 +715,13 @@ impl Session {
             self.on_421(kind, reply);
             return;
         }
+        // A 3yz asks for more input, and only DATA (354) and AUTH (334) ever do. Anywhere
+        // else the server may now be reading whatever comes next (the next MAIL, RCPT
+        // lines) as message text: treating it as a refusal and carrying on would desync.
+        if reply.code().is_positive_intermediate() && !matches!(kind, Kind::Data(_) | Kind::Auth) {
+            self.fatal(ProtocolError::UnexpectedReply { phase: kind.phase(), reply }.into());
+            return;
+        }
         match kind {
             Kind::Greeting => self.on_greeting(reply),
             Kind::Ehlo => self.on_ehlo(reply),
@@ -794,6 +801,12 @@ impl Session {
     }
 
     fn on_ehlo(&mut self, reply: Reply) {
+        // RFC 5321 section 4.1.1.1: the EHLO success reply is 250; a stray 220 (say, a
+        // doubled greeting) would shift every later reply by one.
+        if reply.is_positive() && reply.code() != ReplyCode::OK {
+            self.fatal(ProtocolError::UnexpectedReply { phase: Phase::Ehlo, reply }.into());
+            return;
+        }
         if reply.is_positive() {
             self.caps = Capabilities::from_ehlo(&reply);
             self.after_capabilities();
@@ -940,6 +953,12 @@ impl Session {
         self.txs.iter_mut().find(|t| t.id == id)
     }
 
+    /// CHUNKING when configured and offered. BDAT under LMTP changes the reply counting, so
+    /// LMTP always uses DATA here.
+    fn uses_bdat(&self) -> bool {
+        self.config.chunking && self.caps.chunking() && !self.config.lmtp
+    }
+
     fn pipelining(&self) -> bool {
         self.config.pipelining && self.caps.pipelining()
     }
@@ -992,8 +1011,7 @@ impl Session {
             }
             None => return,
         };
-        // BDAT under LMTP changes the reply counting; LMTP always uses DATA here.
-        let chunking = self.config.chunking && self.caps.chunking() && !self.config.lmtp;
+        let chunking = self.uses_bdat();
         let pipelining = self.pipelining();
         let Some(tx) = self.tx_mut(id) else { return };
         tx.bdat = chunking;
@@ -1028,11 +1046,14 @@ impl Session {
         } else {
             None
         };
+        // RFC 1870 section 4: SIZE counts the octets "transmitted by the SMTP client after
+        // receiving reply code 354", less the terminating dot and the doubled dots: DATA
+        // adds a CRLF to a body without a final line ending, BDAT sends the body as is.
+        let added = if tx.info.ends_with_crlf || self.uses_bdat() { 0 } else { 2 };
+        let octets = tx.info.normalized_len + added;
         let size = match caps.size() {
-            Some(Some(max)) if tx.info.normalized_len > max => {
-                return Err(Error::MessageTooLarge { size: tx.info.normalized_len, max });
-            }
-            Some(_) => Some(tx.info.normalized_len),
+            Some(Some(max)) if octets > max => return Err(Error::MessageTooLarge { size: octets, max }),
+            Some(_) => Some(octets),
             None => None,
         };
         if tx.opts.wants_dsn() && !caps.dsn() {

@@ -6,5 +6,7 @@
 mod driver;
 mod interop;
 mod parity;
+mod session;
 mod smoke;
 mod support;
+mod transcripts;
