@@ -10,3 +10,5 @@ pub mod mime;
 pub mod testing;
 
 pub use proto::address::{Address, AddressError, EhloName, Envelope, EnvelopeError};
+#[cfg(feature = "mime")]
+pub use mime::{Message, MimeError};
