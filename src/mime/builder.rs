@@ -9,7 +9,10 @@ use std::{
 
 use bytes::Bytes;
 use mail_builder::{
-    headers::{HeaderType, address::Address as MbAddress, content_type::ContentType, date::Date, message_id::MessageId},
+    headers::{
+        HeaderType, address::Address as MbAddress, content_type::ContentType, date::Date,
+        message_id::MessageId,
+    },
     mime::{BodyPart, MimePart, make_boundary},
 };
 
@@ -342,7 +345,8 @@ impl MessageBuilder {
         headers.push(("Message-ID".into(), MessageId::new(message_id.as_str()).into()));
         for (name, ids) in [("In-Reply-To", &self.in_reply_to), ("References", &self.references)] {
             if !ids.is_empty() {
-                let ids = ids.iter().map(|id| header::validate_msg_id(name, id)).collect::<Result<Vec<_>, _>>()?;
+                let ids =
+                    ids.iter().map(|id| header::validate_msg_id(name, id)).collect::<Result<Vec<_>, _>>()?;
                 headers.push((name.into(), MessageId::new_list(ids.into_iter()).into()));
             }
         }
@@ -359,8 +363,10 @@ impl MessageBuilder {
         };
 
         // Bodies: alternative inside related inside mixed.
-        let text = self.text.as_deref().map(|t| encoding::text_part("text/plain", encoding::normalize_crlf(t)));
-        let html = self.html.as_deref().map(|h| encoding::text_part("text/html", encoding::normalize_crlf(h)));
+        let text =
+            self.text.as_deref().map(|t| encoding::text_part("text/plain", encoding::normalize_crlf(t)));
+        let html =
+            self.html.as_deref().map(|h| encoding::text_part("text/html", encoding::normalize_crlf(h)));
         let has_html = html.is_some();
         let mut body = match (text, html) {
             (Some(text), Some(html)) => Some(MimePart::new("multipart/alternative", vec![text, html])),

@@ -148,7 +148,8 @@ mod tests {
     #[test]
     fn validation() {
         assert_eq!(validate("Image/PNG").unwrap(), "image/png");
-        for bad in ["", "text", "text/", "/plain", "text/plain; charset=x", "te xt/plain", "multipart/mixed"] {
+        for bad in ["", "text", "text/", "/plain", "text/plain; charset=x", "te xt/plain", "multipart/mixed"]
+        {
             assert!(matches!(validate(bad), Err(MimeError::ContentType { .. })), "{bad:?}");
         }
         assert!(matches!(validate("text/pl\r\nain"), Err(MimeError::ControlByte { byte: b'\r', .. })));

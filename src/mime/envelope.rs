@@ -40,7 +40,8 @@ pub(crate) fn strip_bcc(message: &mut Vec<u8>) -> usize {
     let mut pos = 0;
     let mut dropping = false;
     while pos < header_end {
-        let line_end = memchr::memmem::find(&message[pos..header_end], b"\r\n").map_or(header_end, |i| pos + i + 2);
+        let line_end =
+            memchr::memmem::find(&message[pos..header_end], b"\r\n").map_or(header_end, |i| pos + i + 2);
         let line = &message[pos..line_end];
         // RFC 5322 section 2.2.3: a folded field continues on lines that begin with WSP.
         let continuation = matches!(line.first(), Some(b' ' | b'\t'));
@@ -82,7 +83,8 @@ mod tests {
         let to: Vec<_> = env.to().iter().map(|a| a.as_str()).collect();
         assert_eq!(to, ["a@x.y", "b@x.y", "A@X.y", "c@x.y"]);
 
-        let env = derive(&mb("zoe@example.com"), Some(&mb("bot@example.com")), &[], &[], &[mb("c@x.y")]).unwrap();
+        let env =
+            derive(&mb("zoe@example.com"), Some(&mb("bot@example.com")), &[], &[], &[mb("c@x.y")]).unwrap();
         assert_eq!(env.from().unwrap().as_str(), "bot@example.com");
         assert!(matches!(derive(&mb("z@x.y"), None, &[], &[], &[]), Err(MimeError::NoRecipients)));
     }

@@ -25,7 +25,9 @@ const MAX_ID: usize = 900;
 /// is that no control byte from caller input reaches a header.
 pub(crate) fn check_controls(field: impl FnOnce() -> String, value: &str) -> Result<(), MimeError> {
     match value.bytes().position(|b| b < 0x20 || b == 0x7f) {
-        Some(offset) => Err(MimeError::ControlByte { field: field(), byte: value.as_bytes()[offset], offset }),
+        Some(offset) => {
+            Err(MimeError::ControlByte { field: field(), byte: value.as_bytes()[offset], offset })
+        }
         None => Ok(()),
     }
 }
@@ -118,11 +120,9 @@ pub(crate) fn validate_msg_id<'a>(field: &'static str, value: &'a str) -> Result
     let id = validate_id(field, value)?;
     match id.rsplit_once('@') {
         Some((left, right)) if !left.is_empty() && !right.is_empty() => Ok(id),
-        _ => Err(MimeError::InvalidId {
-            field,
-            value: value.to_owned(),
-            reason: "needs the form left@right",
-        }),
+        _ => {
+            Err(MimeError::InvalidId { field, value: value.to_owned(), reason: "needs the form left@right" })
+        }
     }
 }
 
@@ -149,9 +149,8 @@ fn validate_id<'a>(field: &'static str, value: &'a str) -> Result<&'a str, MimeE
     // dot-atom-text: atext and dots; no-fold-literal adds "[" and "]". RFC 6532 section
     // 3.2 extends atext with UTF-8, so non-ASCII passes (and makes the message need
     // SMTPUTF8).
-    let allowed = |c: char| {
-        c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.@[]".contains(c) || !c.is_ascii()
-    };
+    let allowed =
+        |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.@[]".contains(c) || !c.is_ascii();
     if !id.chars().all(allowed) {
         return bad("only letters, digits and !#$%&'*+-/=?^_`{|}~.@[] are allowed");
     }

@@ -116,7 +116,8 @@ impl TryFrom<(&str, &str)> for Mailbox {
     type Error = MimeError;
     /// `(display name, address)`.
     fn try_from((name, address): (&str, &str)) -> Result<Self, MimeError> {
-        let address = Address::new(address).map_err(|source| MimeError::Address { field: "mailbox", source })?;
+        let address =
+            Address::new(address).map_err(|source| MimeError::Address { field: "mailbox", source })?;
         Self::new(Some(name), address)
     }
 }

@@ -61,7 +61,9 @@ impl AttachmentPolicy {
     /// Checks the size of one attachment before it is read (files) or added (bytes).
     pub(crate) fn check_size(&self, name: &str, size: u64) -> Result<(), MimeError> {
         match self.max_attachment_size {
-            Some(max) if size > max => Err(MimeError::AttachmentTooLarge { name: name.to_owned(), size, max }),
+            Some(max) if size > max => {
+                Err(MimeError::AttachmentTooLarge { name: name.to_owned(), size, max })
+            }
             _ => Ok(()),
         }
     }
@@ -77,7 +79,11 @@ impl AttachmentPolicy {
     /// Checks the content type of an attachment.
     pub(crate) fn check_type(&self, name: &str, content_type: &str) -> Result<(), MimeError> {
         let refuse = |why| {
-            Err(MimeError::ContentTypeRefused { name: name.to_owned(), content_type: content_type.to_owned(), why })
+            Err(MimeError::ContentTypeRefused {
+                name: name.to_owned(),
+                content_type: content_type.to_owned(),
+                why,
+            })
         };
         if self.denied.iter().any(|p| matches(p, content_type)) {
             return refuse("denies");
@@ -133,10 +139,16 @@ mod tests {
             p.check("a", "text/plain", 11, 11),
             Err(MimeError::AttachmentTooLarge { size: 11, max: 10, .. })
         ));
-        assert!(matches!(p.check("b", "text/plain", 6, 16), Err(MimeError::TotalTooLarge { size: 16, max: 15 })));
+        assert!(matches!(
+            p.check("b", "text/plain", 6, 16),
+            Err(MimeError::TotalTooLarge { size: 16, max: 15 })
+        ));
         let p = AttachmentPolicy::default().allow("image/*").deny("image/svg+xml");
         assert!(p.check_type("a", "image/png").is_ok());
-        assert!(matches!(p.check_type("a", "image/svg+xml"), Err(MimeError::ContentTypeRefused { why: "denies", .. })));
+        assert!(matches!(
+            p.check_type("a", "image/svg+xml"),
+            Err(MimeError::ContentTypeRefused { why: "denies", .. })
+        ));
         assert!(matches!(
             p.check_type("a", "application/pdf"),
             Err(MimeError::ContentTypeRefused { why: "does not allow", .. })
