@@ -401,10 +401,8 @@ impl MessageBuilder {
         let mut bytes = Vec::new();
         builder.serialize(&mut bytes);
         envelope::strip_bcc(&mut bytes);
-        encoding::check_wire(&bytes)?;
-
-        let header_end = memchr::memmem::find(&bytes, b"\r\n\r\n").unwrap_or(bytes.len());
-        Ok(Message::new(Bytes::from(bytes), envelope, message_id, header_end))
+        let eight_bit = encoding::check_wire(&bytes)?;
+        Ok(Message::new(Bytes::from(bytes), envelope, message_id, eight_bit))
     }
 
     /// Validates inline parts and attachments, applies the policy (sizes before files are

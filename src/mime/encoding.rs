@@ -92,35 +92,67 @@ fn base64_part<'x>(content_type: ContentType<'x>, data: &[u8]) -> MimePart<'x> {
 
 /// Checks what mail-builder produced: every line at most 998 octets, no NUL, no CR or LF
 /// outside a CRLF pair. A failure is a bug in this module or in mail-builder; a typed
-/// error is better than a message a server would reject or misread.
+/// error is better than a message a server would reject or misread. Returns whether the
+/// message holds any 8-bit octet.
 ///
 /// RFC 5322 section 2.1.1: "Each line of characters MUST be no more than 998 characters
 /// ... excluding the CRLF."
-pub(crate) fn check_wire(message: &[u8]) -> Result<(), MimeError> {
-    let mut start = 0;
-    for (index, end) in memchr::memchr_iter(b'\n', message).chain([message.len()]).enumerate() {
-        let line = index + 1;
-        let malformed = |reason| Err(MimeError::Malformed { line, reason });
-        let content = if end == message.len() {
-            &message[start..]
-        } else {
-            match message[start..end].strip_suffix(b"\r") {
-                Some(content) => content,
-                None => return malformed("bare LF"),
-            }
-        };
-        if content.len() > MAX_LINE {
-            return malformed("line longer than 998 octets");
+pub(crate) fn check_wire(message: &[u8]) -> Result<bool, MimeError> {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ADD: u64 = 0x7272_7272_7272_7272; // 0x80 - 0x0E in every lane
+    let mut wire = Wire { line: 1, line_start: 0 };
+    let mut high = 0u64;
+    // Eight octets at a time. A lane's high bit is set in `flags` exactly when its octet
+    // is below 0x0E (NUL, CR, LF and a few more controls): the octet's own high bit is
+    // clear, and adding 0x72 to its low seven bits does not reach 0x80. No lane carries
+    // into the next (0x7F + 0x72 < 0x100). Only flagged octets are looked at: in a base64
+    // body that is the CR and LF ending each 78-octet line.
+    let chunks = message.chunks_exact(8);
+    let tail = chunks.remainder();
+    for (index, chunk) in chunks.enumerate() {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        high |= word;
+        let mut flags = !(((word & LOW7) + ADD) | word) & HIGH;
+        while flags != 0 {
+            let lane = flags.trailing_zeros() as usize / 8;
+            flags &= flags - 1;
+            wire.octet(message, index * 8 + lane, chunk[lane])?;
         }
-        if memchr::memchr(b'\r', content).is_some() {
-            return malformed("bare CR");
-        }
-        if memchr::memchr(0, content).is_some() {
-            return malformed("NUL");
-        }
-        start = end + 1;
     }
-    Ok(())
+    let tail_start = message.len() - tail.len();
+    for (offset, &byte) in tail.iter().enumerate() {
+        wire.octet(message, tail_start + offset, byte)?;
+        high |= u64::from(byte);
+    }
+    if message.len() - wire.line_start > MAX_LINE {
+        return Err(MimeError::Malformed { line: wire.line, reason: "line longer than 998 octets" });
+    }
+    Ok(high & HIGH != 0)
+}
+
+/// Line tracking for [`check_wire`].
+struct Wire {
+    line: usize,
+    line_start: usize,
+}
+
+impl Wire {
+    fn octet(&mut self, message: &[u8], at: usize, byte: u8) -> Result<(), MimeError> {
+        let malformed = |reason| Err(MimeError::Malformed { line: self.line, reason });
+        match byte {
+            b'\r' if message.get(at + 1) != Some(&b'\n') => malformed("bare CR"),
+            b'\r' if at - self.line_start > MAX_LINE => malformed("line longer than 998 octets"),
+            b'\n' if at == 0 || message[at - 1] != b'\r' => malformed("bare LF"),
+            b'\n' => {
+                self.line += 1;
+                self.line_start = at + 1;
+                Ok(())
+            }
+            0 => malformed("NUL"),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -145,7 +177,35 @@ mod tests {
 
     #[test]
     fn wire_check() {
-        assert!(check_wire(b"a\r\nb").is_ok());
+        assert_eq!(check_wire(b"a\r\nb").unwrap(), false);
+        assert_eq!(check_wire("0123456789ü\r\n".as_bytes()).unwrap(), true);
+        assert_eq!(check_wire("ü".as_bytes()).unwrap(), true);
+        // Every position within and across 8-octet words.
+        for len in 0..40 {
+            for at in 0..len {
+                for (bad, reason) in [(0u8, "NUL"), (b'\r', "bare CR"), (b'\n', "bare LF")] {
+                    let mut m = vec![b'a'; len];
+                    m[at] = bad;
+                    let err = check_wire(&m).unwrap_err();
+                    assert!(
+                        matches!(err, MimeError::Malformed { reason: r, .. } if r == reason),
+                        "{len} {at}"
+                    );
+                }
+                let mut m = vec![b'a'; len];
+                m[at] = 0x0b;
+                assert!(check_wire(&m).is_ok());
+            }
+        }
+        let mut long = vec![b'a'; 998];
+        long.extend_from_slice(b"\r\n");
+        long.extend(vec![b'b'; 998]);
+        assert!(check_wire(&long).is_ok());
+        long.insert(0, b'x');
+        assert!(matches!(check_wire(&long), Err(MimeError::Malformed { line: 1, .. })));
+        long.push(b'x');
+        long.remove(0);
+        assert!(matches!(check_wire(&long), Err(MimeError::Malformed { line: 2, .. })));
         assert!(check_wire(&[b'a'; 998]).is_ok());
         assert!(matches!(check_wire(&[b'a'; 999]), Err(MimeError::Malformed { line: 1, .. })));
         assert!(matches!(check_wire(b"a\r\nb\nc"), Err(MimeError::Malformed { line: 2, reason: "bare LF" })));

@@ -78,9 +78,10 @@ impl Message {
         MessageBuilder::default()
     }
 
-    pub(crate) fn new(bytes: Bytes, envelope: Envelope, message_id: String, header_end: usize) -> Self {
-        let headers_utf8 = !bytes[..header_end].is_ascii();
-        let eight_bit = headers_utf8 || !bytes[header_end..].is_ascii();
+    /// `eight_bit`: whether any octet is 8-bit (found by the wire check).
+    pub(crate) fn new(bytes: Bytes, envelope: Envelope, message_id: String, eight_bit: bool) -> Self {
+        let header_end = memchr::memmem::find(&bytes, b"\r\n\r\n").unwrap_or(bytes.len());
+        let headers_utf8 = eight_bit && !bytes[..header_end].is_ascii();
         Self { bytes, envelope, message_id, headers_utf8, eight_bit }
     }
 
