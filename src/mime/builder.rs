@@ -362,45 +362,16 @@ impl MessageBuilder {
             None => envelope::derive(from, self.sender.as_ref(), &self.to, &self.cc, &self.bcc)?,
         };
 
-        // Bodies: alternative inside related inside mixed.
-        let text =
-            self.text.as_deref().map(|t| encoding::text_part("text/plain", encoding::normalize_crlf(t)));
-        let html =
-            self.html.as_deref().map(|h| encoding::text_part("text/html", encoding::normalize_crlf(h)));
-        let has_html = html.is_some();
-        let mut body = match (text, html) {
-            (Some(text), Some(html)) => Some(MimePart::new("multipart/alternative", vec![text, html])),
-            (one, other) => one.or(other),
-        };
-        if !inline.is_empty() {
-            let Some(root) = body.take().filter(|_| has_html) else {
-                return Err(MimeError::InlineWithoutHtml);
-            };
-            // RFC 2387 section 3.1: "The type parameter must be specified and its value is
-            // the MIME media type of the "root" body part."
-            let root_type = if self.text.is_some() { "multipart/alternative" } else { "text/html" };
-            let mut parts = vec![root];
-            for (cid, part) in &inline {
-                parts.push(encoding::data_part(&part.content_type, &part.data).inline().cid(*cid));
-            }
-            let related = ContentType::new("multipart/related").attribute("type", root_type);
-            body = Some(MimePart::new(related, BodyPart::Multipart(parts)));
-        }
-        let body = if attachments.is_empty() {
-            body.unwrap_or_else(|| encoding::text_part("text/plain", Cow::Borrowed("")))
-        } else {
-            let mut parts: Vec<MimePart<'_>> = body.into_iter().collect();
-            for (filename, part) in &attachments {
-                parts.push(encoding::data_part(&part.content_type, &part.data).attachment(*filename));
-            }
-            MimePart::new("multipart/mixed", parts)
-        };
+        let text = self.text.as_deref().map(encoding::normalize_crlf);
+        let html = self.html.as_deref().map(encoding::normalize_crlf);
+        let body = body_tree(text, html, &inline, &attachments)?;
 
         let mut builder = mail_builder::MessageBuilder::new().body(body);
         builder.headers = headers;
         let mut bytes = Vec::new();
         builder.serialize(&mut bytes);
-        envelope::strip_bcc(&mut bytes);
+        let stripped = envelope::strip_bcc(&mut bytes);
+        debug_assert_eq!(stripped, 0, "Bcc is never given to mail-builder");
         let eight_bit = encoding::check_wire(&bytes)?;
         Ok(Message::new(Bytes::from(bytes), envelope, message_id, eight_bit))
     }
@@ -454,6 +425,46 @@ impl MessageBuilder {
         }
         Ok((inline, attachments))
     }
+}
+
+/// The MIME tree: `mixed > [related > [alternative > [text, html], inline...],
+/// attachments...]`, each level present only when needed.
+fn body_tree<'a>(
+    text: Option<Cow<'a, str>>,
+    html: Option<Cow<'a, str>>,
+    inline: &'a [(&'a str, Part)],
+    attachments: &'a [(&'a str, Part)],
+) -> Result<MimePart<'a>, MimeError> {
+    let has_text = text.is_some();
+    let has_html = html.is_some();
+    let text = text.map(|t| encoding::text_part("text/plain", t));
+    let html = html.map(|h| encoding::text_part("text/html", h));
+    let mut body = match (text, html) {
+        (Some(text), Some(html)) => Some(MimePart::new("multipart/alternative", vec![text, html])),
+        (one, other) => one.or(other),
+    };
+    if !inline.is_empty() {
+        let Some(root) = body.take().filter(|_| has_html) else {
+            return Err(MimeError::InlineWithoutHtml);
+        };
+        // RFC 2387 section 3.1: "The type parameter must be specified and its value is
+        // the MIME media type of the "root" body part."
+        let root_type = if has_text { "multipart/alternative" } else { "text/html" };
+        let mut parts = vec![root];
+        for (cid, part) in inline {
+            parts.push(encoding::data_part(&part.content_type, &part.data).inline().cid(*cid));
+        }
+        let related = ContentType::new("multipart/related").attribute("type", root_type);
+        body = Some(MimePart::new(related, BodyPart::Multipart(parts)));
+    }
+    if attachments.is_empty() {
+        return Ok(body.unwrap_or_else(|| encoding::text_part("text/plain", Cow::Borrowed(""))));
+    }
+    let mut parts: Vec<MimePart<'a>> = body.into_iter().collect();
+    for (filename, part) in attachments {
+        parts.push(encoding::data_part(&part.content_type, &part.data).attachment(*filename));
+    }
+    Ok(MimePart::new("multipart/mixed", parts))
 }
 
 /// An address header value: one mailbox or a list.
