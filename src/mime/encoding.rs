@@ -177,9 +177,9 @@ mod tests {
 
     #[test]
     fn wire_check() {
-        assert_eq!(check_wire(b"a\r\nb").unwrap(), false);
-        assert_eq!(check_wire("0123456789ü\r\n".as_bytes()).unwrap(), true);
-        assert_eq!(check_wire("ü".as_bytes()).unwrap(), true);
+        assert!(!check_wire(b"a\r\nb").unwrap());
+        assert!(check_wire("0123456789ü\r\n".as_bytes()).unwrap());
+        assert!(check_wire("ü".as_bytes()).unwrap());
         // Every position within and across 8-octet words.
         for len in 0..40 {
             for at in 0..len {
