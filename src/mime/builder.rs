@@ -267,7 +267,8 @@ impl MessageBuilder {
         self
     }
 
-    /// Adds a file as an attachment, named after the file, with the content type of its
+    /// Adds a file as an attachment, named after the file (its name converted to UTF-8,
+    /// lossily if it is not), with the content type of its
     /// extension ([`content_type::for_path`](super::content_type::for_path)). The file is
     /// read by [`build`](Self::build), after its size has been checked against the policy.
     pub fn attach_file(self, path: impl AsRef<Path>) -> Self {

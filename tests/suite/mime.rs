@@ -302,6 +302,23 @@ fn long_lines_are_folded_or_encoded() {
     assert_wire_clean(&msg);
     let p = parse(&msg);
     assert_eq!(p.from().unwrap().first().unwrap().name(), Some(long_name.as_str()));
+
+    // A long thread: 200 References, folded between identifiers.
+    let ids: Vec<String> =
+        (0..200).map(|i| format!("message-{i}.{}@lists.example.org", "x".repeat(i % 50))).collect();
+    let thread = ids.iter().fold(Message::builder().from("a@example.com").to("b@example.com"), |b, id| {
+        b.references(id.as_str())
+    });
+    let thread = thread.in_reply_to(ids[199].as_str()).build().unwrap();
+    assert_wire_clean(&thread);
+    let p = parse(&thread);
+    let refs: Vec<&str> = p.references().as_text_list().unwrap().iter().map(|s| s.as_ref()).collect();
+    assert_eq!(refs, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    let head = String::from_utf8_lossy(thread.as_bytes());
+    let head = head.split("\r\n\r\n").next().unwrap();
+    // RFC 5322 section 2.1.1's 78 octets, except where one identifier alone is longer.
+    assert!(head.lines().all(|l| l.len() <= 78 || l.matches('<').count() == 1), "{head}");
+    let p = parse(&msg);
     assert_eq!(p.subject().unwrap(), "ü".repeat(1500) + &"word ".repeat(400));
     assert_eq!(custom_header(&p, "X-Long"), Some("word ".repeat(500).trim_end().to_owned()));
     assert_eq!(custom_header(&p, "X-Unicode"), Some("ñ".repeat(2000)));
