@@ -608,3 +608,46 @@ proptest! {
         prop_assert_eq!(msg.envelope().to().len(), 2);
     }
 }
+
+/// Usually `valid`, otherwise anything matching `arbitrary` (control bytes included),
+/// so that both accepted and refused messages are exercised.
+fn mostly(valid: &'static str, arbitrary: &'static str) -> impl Strategy<Value = String> {
+    prop_oneof![4 => Just(valid.to_owned()), 1 => proptest::string::string_regex(arbitrary).unwrap()]
+}
+
+proptest! {
+    /// Arbitrary input in every field, control bytes included: the builder returns a
+    /// typed error or a message that is wire-clean, parses, and carries no Bcc. Never a
+    /// panic, never a header line made of caller input.
+    #[test]
+    fn arbitrary_input_is_refused_or_clean(
+        from in mostly("Zoë", "(?s).{0,30}"),
+        to in mostly("b@example.com", "(?s).{0,30}"),
+        bcc in mostly("c@example.com", "(?s).{0,30}"),
+        subject in mostly("Grüße", "(?s).{0,100}"),
+        name in mostly("X-Tag", "(?s).{0,20}"),
+        value in mostly("v", "(?s).{0,100}"),
+        cid in mostly("logo", "(?s).{0,12}"),
+        content_type in mostly("image/png", "(?s).{0,20}"),
+        filename in mostly("résumé.txt", "(?s).{0,20}"),
+        text in "(?s).{0,200}",
+    ) {
+        let built = Message::builder()
+            .from((from.as_str(), "from@example.com"))
+            .to(to.as_str())
+            .bcc(("hidden name", bcc.as_str()))
+            .subject(subject.as_str())
+            .header(name.as_str(), value.as_str())
+            .html_body(text.as_str())
+            .inline_image(cid.as_str(), content_type.as_str(), text.clone().into_bytes())
+            .attachment(filename.as_str(), content_type.as_str(), text.clone().into_bytes())
+            .build();
+        if let Ok(msg) = built {
+            assert_wire_clean(&msg);
+            let p = parse(&msg);
+            prop_assert!(p.bcc().is_none());
+            prop_assert!(!String::from_utf8_lossy(msg.as_bytes()).contains("hidden name"));
+            prop_assert_eq!(collapse(p.subject().unwrap_or("")), collapse(&subject));
+        }
+    }
+}
