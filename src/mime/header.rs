@@ -105,6 +105,17 @@ pub(crate) fn header_value<'x>(name: &str, value: &'x str) -> Result<HeaderType<
     Ok(Raw::new(value).into())
 }
 
+/// Like [`header_value`], for a field known to be unstructured (Subject): an ASCII word
+/// too long to fold is RFC 2047 encoded, which may split it anywhere, instead of being
+/// refused. RFC 2047 section 5 allows encoded-words in "any 'text' token in a header field
+/// defined as '*text'", which Subject is (RFC 5322 section 3.6.5: `unstructured`).
+pub(crate) fn unstructured_value<'x>(name: &str, value: &'x str) -> Result<HeaderType<'x>, MimeError> {
+    match header_value(name, value) {
+        Err(MimeError::HeaderTooLong { .. }) => Ok(Text::new(value).into()),
+        other => other,
+    }
+}
+
 /// Validates a display name (a phrase, RFC 5322 section 3.2.5). mail-builder quotes or
 /// RFC 2047 encodes it as needed; only control bytes are refused.
 pub(crate) fn validate_display_name(field: &'static str, name: &str) -> Result<(), MimeError> {
@@ -190,6 +201,12 @@ mod tests {
         assert!(matches!(header_value("X-A", &word), Err(MimeError::HeaderTooLong { len: 994, .. })));
         // Long values made of short words fold.
         assert!(header_value("X-A", &"word ".repeat(1000)).is_ok());
+        // A subject may be encoded instead.
+        assert!(matches!(unstructured_value("Subject", &"a".repeat(2000)), Ok(HeaderType::Text(_))));
+        assert!(matches!(
+            unstructured_value("Subject", "a\nb"),
+            Err(MimeError::ControlByte { byte: b'\n', .. })
+        ));
     }
 
     #[test]

@@ -329,6 +329,20 @@ fn long_lines_are_folded_or_encoded() {
 }
 
 #[test]
+fn unfoldable_subject_is_encoded_but_custom_header_is_refused() {
+    let url = format!("https://example.com/{}", "a".repeat(2000));
+    let msg =
+        Message::builder().from("a@example.com").to("b@example.com").subject(url.as_str()).build().unwrap();
+    assert_wire_clean(&msg);
+    assert_eq!(parse(&msg).subject(), Some(url.as_str()));
+    let err = Message::builder().from("a@example.com").to("b@example.com").header("X-Url", url).build();
+    assert!(
+        matches!(err, Err(MimeError::HeaderTooLong { len: 2020, ref name }) if name == "X-Url"),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn bodies_with_awkward_bytes_survive() {
     // NUL, bare CR and bare LF would be written raw by mail-builder's 7bit path.
     let attachments: [&[u8]; 5] = [b"a\0b", b"a\rb", b"a\nb\n", b"\r\n.\r\n", b"line \r\n\ttab \r\n"];
