@@ -62,6 +62,21 @@ fn compose(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // Per-message cost of a typical notification: no attachment.
+    c.bench_function("mime/build_small", |b| {
+        b.iter(|| {
+            let msg = Message::builder()
+                .from(("Zoë Example", "zoe@example.com"))
+                .to("bob@example.com")
+                .subject("Your receipt")
+                .text_body(text.as_str())
+                .html_body(html.as_str())
+                .build()
+                .expect("builds");
+            black_box(msg.len())
+        })
+    });
 }
 
 criterion_group!(benches, compose);

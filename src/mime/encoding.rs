@@ -23,26 +23,26 @@ use super::{MimeError, header::MAX_LINE};
 /// represent a line break as a CRLF sequence." Callers write `\n`; the wire needs `\r\n`.
 pub(crate) fn normalize_crlf(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
-    let clean = bytes.iter().enumerate().all(|(i, &b)| match b {
+    let clean = memchr::memchr2_iter(b'\r', b'\n', bytes).all(|i| match bytes[i] {
         b'\r' => bytes.get(i + 1) == Some(&b'\n'),
-        b'\n' => i > 0 && bytes[i - 1] == b'\r',
-        _ => true,
+        _ => i > 0 && bytes[i - 1] == b'\r',
     });
     if clean {
         return Cow::Borrowed(text);
     }
-    let mut out = String::with_capacity(text.len() + text.len() / 32);
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\r' => {
-                chars.next_if_eq(&'\n');
-                out.push_str("\r\n");
-            }
-            '\n' => out.push_str("\r\n"),
-            c => out.push(c),
+    let mut out = String::with_capacity(text.len() + text.len() / 16 + 2);
+    let mut copied = 0;
+    for i in memchr::memchr2_iter(b'\r', b'\n', bytes) {
+        // The LF of a CRLF was written with its CR.
+        if i < copied {
+            continue;
         }
+        // CR and LF are ASCII, so `i` is on a character boundary.
+        out.push_str(&text[copied..i]);
+        out.push_str("\r\n");
+        copied = if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') { i + 2 } else { i + 1 };
     }
+    out.push_str(&text[copied..]);
     Cow::Owned(out)
 }
 
@@ -165,6 +165,9 @@ mod tests {
         assert_eq!(normalize_crlf("a\nb\rc\r\nd\n\r"), "a\r\nb\r\nc\r\nd\r\n\r\n");
         assert_eq!(normalize_crlf("\n"), "\r\n");
         assert_eq!(normalize_crlf("ü\rü"), "ü\r\nü");
+        assert_eq!(normalize_crlf("\r\r\n\n\r"), "\r\n\r\n\r\n\r\n");
+        assert_eq!(normalize_crlf("a\r"), "a\r\n");
+        assert!(matches!(normalize_crlf("no breaks"), Cow::Borrowed(_)));
     }
 
     #[test]
