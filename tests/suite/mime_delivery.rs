@@ -79,7 +79,9 @@ fn submit(addr: SocketAddr, msg: &Message) -> io::Result<()> {
     command(b"QUIT\r\n", 221)
 }
 
-fn composed(from: (&str, &str), marker: &str) -> Message {
+/// `label` goes into the subject; deliveries are matched by the Message-ID, which is
+/// unique per run (maildirs keep the mail of earlier runs when servers are reused).
+fn composed(from: (&str, &str), label: &str) -> Message {
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
     Message::builder()
         .from(from)
@@ -87,8 +89,8 @@ fn composed(from: (&str, &str), marker: &str) -> Message {
         .cc("carol@example.test")
         .bcc(("Secret Auditor", "dave@example.test"))
         .bcc("erin@example.com")
-        .subject(format!("Grüße from smtpkit ✓ {marker}"))
-        .text_body(format!("Hello Bob,\n.\nA line starting with a dot, and the marker {marker}.\n"))
+        .subject(format!("Grüße from smtpkit ✓ {label}"))
+        .text_body(format!("Hello Bob,\n.\nA line starting with a dot, in {label}.\n"))
         .html_body("<p>Hello Bob,</p><img src=\"cid:logo\">")
         .inline_image("logo", "image/png", PNG)
         .attachment("résumé.txt", "text/plain", "Zoë's résumé\r\n.\r\n")
@@ -97,7 +99,8 @@ fn composed(from: (&str, &str), marker: &str) -> Message {
 }
 
 /// Sends the message to `server` and checks every delivered copy.
-fn deliver_and_check(server: &Server, msg: &Message, marker: &str) {
+fn deliver_and_check(server: &Server, msg: &Message, label: &str) {
+    let marker = msg.message_id();
     submit(server.starttls, msg).unwrap_or_else(|e| panic!("{}: submit: {e}", server.name));
     let want: Vec<&str> = msg.envelope().to().iter().map(|a| a.as_str()).collect();
     let delivered = interop::wait_for_recipients(server, marker, &want, Duration::from_secs(20));
@@ -122,7 +125,7 @@ fn deliver_and_check(server: &Server, msg: &Message, marker: &str) {
         }
         let parsed = MessageParser::default().parse(&copy.data).expect("parses");
         assert!(parsed.bcc().is_none(), "{}: Bcc header delivered", server.name);
-        assert_eq!(parsed.subject(), Some(format!("Grüße from smtpkit ✓ {marker}").as_str()));
+        assert_eq!(parsed.subject(), Some(format!("Grüße from smtpkit ✓ {label}").as_str()));
         assert_eq!(parsed.from().and_then(|a| a.first()).and_then(|a| a.name()), Some("Zoë Example"));
         assert!(parsed.body_text(0).is_some_and(|t| t.contains("\r\n.\r\nA line starting")));
         let file = parsed.attachments().find(|a| a.attachment_name().is_some()).expect("attachment");
@@ -157,9 +160,9 @@ fn utf8_address_message_delivered_with_smtputf8() {
         interop::aiosmtpd_or_skip("utf8_address_message_delivered_with_smtputf8 (aiosmtpd)"),
     ];
     for server in servers.into_iter().flatten() {
-        let marker = format!("mime-{}-utf8", server.name);
-        let msg = composed(("Zoë Example", "zoë@example.test"), &marker);
+        let label = format!("mime-{}-utf8", server.name);
+        let msg = composed(("Zoë Example", "zoë@example.test"), &label);
         assert!(msg.needs_smtputf8() && msg.needs_8bitmime());
-        deliver_and_check(&server, &msg, &marker);
+        deliver_and_check(&server, &msg, &label);
     }
 }
