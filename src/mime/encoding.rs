@@ -49,12 +49,11 @@ pub(crate) fn normalize_crlf(text: &str) -> Cow<'_, str> {
 /// True when `data` cannot be sent as 7bit (or quoted-printable as mail-builder writes
 /// it) without changing: a NUL, or a CR or LF outside a CRLF pair.
 fn unsafe_for_text_encoding(data: &[u8]) -> bool {
-    memchr::memchr(0, data).is_some()
-        || data.iter().enumerate().any(|(i, &b)| match b {
-            b'\r' => data.get(i + 1) != Some(&b'\n'),
-            b'\n' => i == 0 || data[i - 1] != b'\r',
-            _ => false,
-        })
+    memchr::memchr3_iter(0, b'\r', b'\n', data).any(|i| match data[i] {
+        b'\r' => data.get(i + 1) != Some(&b'\n'),
+        b'\n' => i == 0 || data[i - 1] != b'\r',
+        _ => true,
+    })
 }
 
 /// A text body (`text/plain` or `text/html`, `charset=utf-8`), line breaks normalised.
