@@ -109,6 +109,18 @@ impl MessageBuilder {
         }
     }
 
+    /// Converts a mailbox argument and appends it to the list `list` selects.
+    fn push<M>(mut self, field: &'static str, mailbox: M, list: fn(&mut Self) -> &mut Vec<Mailbox>) -> Self
+    where
+        M: TryInto<Mailbox>,
+        MimeError: From<M::Error>,
+    {
+        if let Some(m) = self.mailbox(field, mailbox) {
+            list(&mut self).push(m);
+        }
+        self
+    }
+
     /// Sets the author (`From`). Accepts `"a@b.c"`, `"Name <a@b.c>"`, `("Name", "a@b.c")`,
     /// an [`Address`](crate::Address) or a [`Mailbox`]. Required.
     pub fn from<M>(mut self, mailbox: M) -> Self
@@ -132,51 +144,39 @@ impl MessageBuilder {
     }
 
     /// Adds a `Reply-To` mailbox.
-    pub fn reply_to<M>(mut self, mailbox: M) -> Self
+    pub fn reply_to<M>(self, mailbox: M) -> Self
     where
         M: TryInto<Mailbox>,
         MimeError: From<M::Error>,
     {
-        if let Some(m) = self.mailbox("Reply-To", mailbox) {
-            self.reply_to.push(m);
-        }
-        self
+        self.push("Reply-To", mailbox, |b| &mut b.reply_to)
     }
 
     /// Adds a `To` recipient.
-    pub fn to<M>(mut self, mailbox: M) -> Self
+    pub fn to<M>(self, mailbox: M) -> Self
     where
         M: TryInto<Mailbox>,
         MimeError: From<M::Error>,
     {
-        if let Some(m) = self.mailbox("To", mailbox) {
-            self.to.push(m);
-        }
-        self
+        self.push("To", mailbox, |b| &mut b.to)
     }
 
     /// Adds a `Cc` recipient.
-    pub fn cc<M>(mut self, mailbox: M) -> Self
+    pub fn cc<M>(self, mailbox: M) -> Self
     where
         M: TryInto<Mailbox>,
         MimeError: From<M::Error>,
     {
-        if let Some(m) = self.mailbox("Cc", mailbox) {
-            self.cc.push(m);
-        }
-        self
+        self.push("Cc", mailbox, |b| &mut b.cc)
     }
 
     /// Adds a blind recipient: in the envelope, never in the transmitted message.
-    pub fn bcc<M>(mut self, mailbox: M) -> Self
+    pub fn bcc<M>(self, mailbox: M) -> Self
     where
         M: TryInto<Mailbox>,
         MimeError: From<M::Error>,
     {
-        if let Some(m) = self.mailbox("Bcc", mailbox) {
-            self.bcc.push(m);
-        }
-        self
+        self.push("Bcc", mailbox, |b| &mut b.bcc)
     }
 
     /// Sets the subject; non-ASCII text is RFC 2047 encoded.
