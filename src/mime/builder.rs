@@ -3,6 +3,7 @@
 
 use std::{
     borrow::Cow,
+    fmt,
     path::{Path, PathBuf},
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -42,7 +43,7 @@ use crate::Envelope;
 /// assert!(!msg.needs_8bitmime());
 /// # Ok::<(), smtpkit::mime::MimeError>(())
 /// ```
-#[derive(Debug, Default)]
+#[derive(Default)]
 #[must_use = "a builder does nothing until build() is called"]
 pub struct MessageBuilder {
     error: Option<MimeError>,
@@ -67,21 +68,18 @@ pub struct MessageBuilder {
     envelope: Option<Envelope>,
 }
 
-#[derive(Debug)]
 struct Inline {
     content_id: String,
     content_type: String,
     data: Bytes,
 }
 
-#[derive(Debug)]
 struct Attachment {
     filename: String,
     content_type: Option<String>,
     source: Source,
 }
 
-#[derive(Debug)]
 enum Source {
     Bytes(Bytes),
     File(PathBuf),
@@ -91,6 +89,37 @@ enum Source {
 struct Part {
     content_type: String,
     data: Bytes,
+}
+
+/// Validated parts with their Content-ID or filename.
+type Parts<'a> = Vec<(&'a str, Part)>;
+
+impl fmt::Debug for MessageBuilder {
+    /// Addresses, subject and the sizes of bodies and attachments; never their content.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sizes = |items: &[Attachment]| -> Vec<String> {
+            items
+                .iter()
+                .map(|a| match &a.source {
+                    Source::Bytes(b) => format!("{:?} ({} octets)", a.filename, b.len()),
+                    Source::File(p) => format!("{:?} (file {})", a.filename, p.display()),
+                })
+                .collect()
+        };
+        f.debug_struct("MessageBuilder")
+            .field("from", &self.from)
+            .field("sender", &self.sender)
+            .field("to", &self.to)
+            .field("cc", &self.cc)
+            .field("bcc", &self.bcc)
+            .field("subject", &self.subject)
+            .field("text_len", &self.text.as_ref().map(String::len))
+            .field("html_len", &self.html.as_ref().map(String::len))
+            .field("inline", &self.inline.iter().map(|i| (&i.content_id, i.data.len())).collect::<Vec<_>>())
+            .field("attachments", &sizes(&self.attachments))
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MessageBuilder {
@@ -381,8 +410,7 @@ impl MessageBuilder {
 
     /// Validates inline parts and attachments, applies the policy (sizes before files are
     /// read) and reads files. Returns `(content id, part)` and `(filename, part)` lists.
-    #[allow(clippy::type_complexity)]
-    fn parts(&self) -> Result<(Vec<(&str, Part)>, Vec<(&str, Part)>), MimeError> {
+    fn parts(&self) -> Result<(Parts<'_>, Parts<'_>), MimeError> {
         let policy = &self.policy;
         let mut total: u64 = 0;
         let mut inline = Vec::with_capacity(self.inline.len());
@@ -435,8 +463,8 @@ impl MessageBuilder {
 fn body_tree<'a>(
     text: Option<Cow<'a, str>>,
     html: Option<Cow<'a, str>>,
-    inline: &'a [(&'a str, Part)],
-    attachments: &'a [(&'a str, Part)],
+    inline: &'a Parts<'a>,
+    attachments: &'a Parts<'a>,
 ) -> Result<MimePart<'a>, MimeError> {
     let has_text = text.is_some();
     let has_html = html.is_some();

@@ -665,3 +665,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn debug_never_shows_content() {
+    let builder = Message::builder()
+        .from("a@example.com")
+        .to("b@example.com")
+        .subject("visible")
+        .text_body("SECRET-TEXT")
+        .html_body("SECRET-HTML")
+        .inline_image("i", "image/png", &b"SECRET-IMAGE"[..])
+        .attachment("f.txt", "text/plain", "SECRET-FILE");
+    let shown = format!("{builder:?}");
+    assert!(shown.contains("visible") && shown.contains("f.txt") && !shown.contains("SECRET"), "{shown}");
+    let msg = builder.build().unwrap();
+    let shown = format!("{msg:?}");
+    assert!(shown.contains(msg.message_id()) && !shown.contains("SECRET"), "{shown}");
+}
