@@ -67,7 +67,10 @@ async fn main() -> ExitCode {
     match send_to(&server).await {
         Err(e) if e.is_ambiguous() => {
             println!("[ambiguous] {e}");
-            println!("[ambiguous] server recorded {} message(s): do not resend blindly", server.messages().len());
+            println!(
+                "[ambiguous] server recorded {} message(s): do not resend blindly",
+                server.messages().len()
+            );
             ok &= server.messages().len() == 1;
         }
         other => {

@@ -3,6 +3,9 @@
 
 pub mod proto;
 
+#[cfg(feature = "mime")]
+pub mod mime;
+
 pub use proto::address::{Address, AddressError, EhloName, Envelope, EnvelopeError};
 pub use proto::error::{Error, Extension, Fault, InputError, Phase, ProtocolError};
 pub use proto::params::MessageOptions;
@@ -22,3 +25,5 @@ pub mod testing;
 pub use client::{Client, ClientBuilder, Connector, SmtpUrl};
 #[cfg(feature = "client")]
 pub use driver::transport::Stream;
+#[cfg(feature = "mime")]
+pub use mime::{Message, MimeError};

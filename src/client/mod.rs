@@ -493,6 +493,15 @@ impl Client {
         result
     }
 
+    /// Sends a composed [`Message`](crate::Message) to its envelope (derived from its
+    /// headers, Bcc included, or set explicitly). `SMTPUTF8` is declared when the message
+    /// needs it; a server without it is a typed error before `MAIL`.
+    #[cfg(feature = "mime")]
+    pub async fn send_message(&mut self, message: &crate::Message) -> Result<SendReport, Error> {
+        let options = MessageOptions { smtputf8: message.needs_smtputf8(), ..MessageOptions::default() };
+        self.send_with(message.envelope(), message.to_bytes(), options).await
+    }
+
     /// Sends several messages over this connection, pipelined when the server allows:
     /// one round trip per message. Results come back in input order.
     pub async fn send_many<I>(&mut self, messages: I) -> Vec<Result<SendReport, Error>>

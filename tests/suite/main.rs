@@ -5,6 +5,8 @@
 
 mod driver;
 mod interop;
+mod mime;
+mod mime_delivery;
 mod parity;
 mod session;
 mod smoke;
