@@ -33,8 +33,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use smtpkit::testing::TestServer;
 use smtpkit::proto::params::{EnvId, Notify, Ret};
+use smtpkit::testing::TestServer;
 use smtpkit::{Client, Envelope, Error, MessageOptions, Reply};
 
 struct Failure {
