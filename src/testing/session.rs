@@ -1362,7 +1362,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         let Conn::Plain(stream) = std::mem::replace(&mut self.conn, Conn::Gone) else {
             return false;
         };
-        let accept = self.shared.acceptor.accept(stream);
+        let accept = self.shared.acceptor.accept(stream).into_fallible();
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
             Ok(Ok(tls)) => {
                 let sni = tls.get_ref().1.server_name().map(str::to_owned);
@@ -1380,8 +1380,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
                 self.txn = None;
                 true
             }
-            Ok(Err(e)) => {
+            Ok(Err((e, mut io))) => {
                 self.note(format!("TLS handshake failed: {e}"));
+                // The alert is sent; close gently so it is read. With TLS 1.3 the client may
+                // already have sent application data (a refused client certificate shows
+                // only after its handshake is done), and closing with that unread would
+                // reset the connection and could destroy the alert before it is read.
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+                    io.shutdown().await?;
+                    let mut sink = [0u8; 4096];
+                    while io.read(&mut sink).await? > 0 {}
+                    Ok::<(), std::io::Error>(())
+                })
+                .await;
                 false
             }
             Err(_) => {
