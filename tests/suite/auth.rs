@@ -442,3 +442,28 @@ async fn mutual_tls_with_the_client_certificate_and_without() {
     let transcripts = server.transcripts();
     assert!(transcripts[1..].iter().all(|t| t.contains("TLS handshake failed")), "{transcripts:?}");
 }
+
+/// `Debug` of a session holding an unsent AUTH line shows neither the line's bytes nor the
+/// password.
+#[test]
+fn session_debug_hides_the_unsent_auth_line() {
+    let config = SessionConfig {
+        tls: TlsPolicy::Disabled,
+        allow_insecure_auth: true,
+        credentials: Some(Credentials::new(USER, PASSWORD)),
+        mechanisms: vec![Mechanism::Plain],
+        ..SessionConfig::default()
+    };
+    let mut s = Session::new(config, std::time::Instant::now());
+    exchange(&mut s, "220 mx ESMTP\r\n");
+    s.handle_input(std::time::Instant::now(), b"250-mx\r\n250 AUTH PLAIN\r\n");
+    let debug = format!("{s:?}");
+    let out = s.poll_transmit(std::time::Instant::now()).unwrap();
+    let line = String::from_utf8(out.to_vec()).unwrap();
+    let ir = line.strip_prefix("AUTH PLAIN ").unwrap().trim_end();
+    let as_numbers = format!("{:?}", ir.as_bytes());
+    let as_numbers = as_numbers.trim_start_matches('[').trim_end_matches(']');
+    for leak in [ir, as_numbers, PASSWORD] {
+        assert!(!debug.contains(leak), "Debug shows {leak:?}: {debug}");
+    }
+}
