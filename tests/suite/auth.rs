@@ -467,3 +467,40 @@ fn session_debug_hides_the_unsent_auth_line() {
         assert!(!debug.contains(leak), "Debug shows {leak:?}: {debug}");
     }
 }
+
+/// Credentials too long for the 512-octet AUTH line (RFC 4954 4) go after an empty `334`:
+/// long OAuth tokens are common. Every mechanism with an initial response takes that path.
+#[tokio::test]
+async fn long_credentials_go_after_an_empty_challenge() {
+    let user = format!("{}@example.com", "u".repeat(400));
+    let token: Arc<str> = format!("ya29.{}", "t".repeat(1500)).into();
+    let server = start(
+        TestServer::builder()
+            .starttls(true)
+            .user(&user, PASSWORD)
+            .oauth_token(&user, &*token)
+            .auth_mechanisms(&["SCRAM-SHA-256", "PLAIN", "OAUTHBEARER", "XOAUTH2"]),
+    )
+    .await;
+    let password = [Mechanism::ScramSha256, Mechanism::Plain].map(|m| (m, false));
+    let oauth = [Mechanism::OAuthBearer, Mechanism::XOAuth2].map(|m| (m, true));
+    for (conn, (mech, is_oauth)) in password.into_iter().chain(oauth).enumerate() {
+        let builder = if is_oauth {
+            let token = token.clone();
+            client(&server).oauth(user.clone(), move || {
+                let token = token.to_string();
+                Box::pin(async move { Ok(token) })
+            })
+        } else {
+            client(&server).credentials(Credentials::new(user.clone(), PASSWORD))
+        };
+        let c = builder.mechanisms(&[mech]).connect().await.unwrap_or_else(|e| panic!("{mech:?}: {e}"));
+        c.quit().await.unwrap();
+        let bytes = String::from_utf8(server.received_bytes()[conn].clone()).unwrap();
+        assert!(bytes.contains(&format!("AUTH {}\r\n", mech.name())), "{mech:?}: no initial response");
+        assert!(server.transcripts()[conn].contains("S: 334 \n"), "{mech:?}: empty challenge");
+    }
+    let auths = server.authentications();
+    assert_eq!(auths.len(), 4);
+    assert!(auths.iter().all(|a| a.succeeded && a.user.as_deref() == Some(user.as_str())), "{auths:?}");
+}
