@@ -252,7 +252,14 @@ impl std::fmt::Debug for Driver {
     }
 }
 
+/// An I/O error, or a TLS one when rustls is behind it: after the handshake a TLS failure
+/// still arrives through reads and writes (with TLS 1.3 a server refuses a client
+/// certificate only after the client's handshake is complete, with an alert on the next
+/// read).
 pub(crate) fn io_error(e: io::Error) -> Error {
+    if e.get_ref().is_some_and(|inner| inner.is::<tokio_rustls::rustls::Error>()) {
+        return Error::Tls(Arc::new(e));
+    }
     Error::Io(Arc::new(e))
 }
 
@@ -260,4 +267,20 @@ pub(crate) fn io_error(e: io::Error) -> Error {
 /// wrapping the rustls error; anything else during the handshake is the network.
 pub(crate) fn tls_error(e: io::Error) -> Error {
     if e.kind() == io::ErrorKind::InvalidData { Error::Tls(Arc::new(e)) } else { io_error(e) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_rustls::rustls::{self, AlertDescription};
+
+    #[test]
+    fn rustls_errors_after_the_handshake_are_tls_errors() {
+        let alert = rustls::Error::AlertReceived(AlertDescription::CertificateRequired);
+        let e = io_error(io::Error::new(io::ErrorKind::InvalidData, alert));
+        assert!(matches!(e, Error::Tls(_)), "{e:?}");
+        let e = io_error(io::Error::new(io::ErrorKind::InvalidData, "not TLS"));
+        assert!(matches!(e, Error::Io(_)), "{e:?}");
+        assert!(matches!(io_error(io::ErrorKind::ConnectionReset.into()), Error::Io(_)));
+    }
 }

@@ -373,7 +373,6 @@ const DATA_PIECE: usize = 64 * 1024;
 const OUT_HIGH_WATER: usize = 256 * 1024;
 
 /// The SMTP client state machine. See the module docs.
-#[derive(Debug)]
 pub struct Session {
     config: SessionConfig,
     stage: Stage,
@@ -395,6 +394,31 @@ pub struct Session {
     sasl_nonce: Option<String>,
     last_reply_at: Instant,
     next_id: u64,
+}
+
+/// Buffered bytes show as lengths only: the output can hold an AUTH line with credentials
+/// (and the input a server challenge) until the driver takes it.
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("config", &self.config)
+            .field("stage", &self.stage)
+            .field("input_len", &self.input.len())
+            .field("out_len", &self.out.len())
+            .field("in_flight", &self.in_flight)
+            .field("ops", &self.ops)
+            .field("txs", &self.txs)
+            .field("current", &self.current)
+            .field("body", &self.body)
+            .field("events", &self.events)
+            .field("trace_len", &self.trace.len())
+            .field("caps", &self.caps)
+            .field("tls_active", &self.tls_active)
+            .field("tls_verified", &self.tls_verified)
+            .field("sasl", &self.sasl)
+            .field("sasl_nonce", &self.sasl_nonce.as_ref().map(|_| "[set]"))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {

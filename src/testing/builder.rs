@@ -40,6 +40,10 @@ pub(crate) struct Config {
     pub require_tls: bool,
     pub certificate: CertKind,
     pub users: Vec<(String, String)>,
+    pub oauth_tokens: Vec<(String, String)>,
+    pub auth_mechanisms: Option<Vec<String>>,
+    pub scram: ScramConfig,
+    pub require_client_cert: bool,
     pub refused_recipients: Vec<Refusal>,
     pub refused_senders: Vec<Refusal>,
     pub max_recipients: usize,
@@ -49,7 +53,34 @@ pub(crate) struct Config {
     pub rules: Vec<FaultRule>,
 }
 
+/// SCRAM-SHA-256 parameters; random nonce suffix and salt unless fixed.
+#[derive(Debug, Clone)]
+pub(crate) struct ScramConfig {
+    /// Appended to the client nonce; `None` for a fresh random one per exchange.
+    pub nonce_suffix: Option<String>,
+    /// The salt of every user; `None` until the server starts and picks a random one.
+    pub salt: Option<Vec<u8>>,
+    pub iterations: u32,
+}
+
+/// Mechanisms advertised by default when users are configured.
+const PASSWORD_MECHANISMS: [&str; 2] = ["PLAIN", "LOGIN"];
+
+/// Mechanisms advertised by default when OAuth tokens are configured.
+const TOKEN_MECHANISMS: [&str; 2] = ["OAUTHBEARER", "XOAUTH2"];
+
 impl Config {
+    /// The mechanisms in the `AUTH` line, in order: as configured, or by default PLAIN and
+    /// LOGIN with users, OAUTHBEARER and XOAUTH2 with tokens. Empty: no AUTH.
+    pub(crate) fn auth_mechanisms(&self) -> Vec<String> {
+        if let Some(list) = &self.auth_mechanisms {
+            return list.clone();
+        }
+        let passwords = PASSWORD_MECHANISMS.iter().filter(|_| !self.users.is_empty());
+        let tokens = TOKEN_MECHANISMS.iter().filter(|_| !self.oauth_tokens.is_empty());
+        passwords.chain(tokens).map(|m| (*m).to_owned()).collect()
+    }
+
     /// AUTH waits for TLS: explicitly configured, or by default whenever TLS is on offer.
     pub(crate) fn auth_requires_tls(&self) -> bool {
         self.auth_requires_tls.unwrap_or(self.starttls || self.implicit_tls)
@@ -98,6 +129,10 @@ impl Default for TestServerBuilder {
                 require_tls: false,
                 certificate: CertKind::Valid,
                 users: Vec::new(),
+                oauth_tokens: Vec::new(),
+                auth_mechanisms: None,
+                scram: ScramConfig { nonce_suffix: None, salt: None, iterations: 4096 },
+                require_client_cert: false,
                 refused_recipients: Vec::new(),
                 refused_senders: Vec::new(),
                 max_recipients: 100,
@@ -215,10 +250,55 @@ impl TestServerBuilder {
         self
     }
 
-    /// Accept this user and password for AUTH PLAIN and AUTH LOGIN (call again for more
-    /// users). AUTH is advertised once at least one user exists.
+    /// Accept this user and password for the password mechanisms: PLAIN, LOGIN, CRAM-MD5
+    /// and SCRAM-SHA-256 (call again for more users). AUTH is advertised once at least one
+    /// user or token exists; see [`auth_mechanisms`](Self::auth_mechanisms) for which.
     pub fn user(mut self, name: impl Into<String>, password: impl Into<String>) -> Self {
         self.config.users.push((name.into(), password.into()));
+        self
+    }
+
+    /// Accept this OAuth 2.0 bearer token for `user` with OAUTHBEARER (RFC 7628) and
+    /// XOAUTH2 (call again for more). A wrong token gets the RFC 7628 3.2.2 error
+    /// challenge (a `334` with base64 JSON), and `535 5.7.8` after the client's dummy
+    /// response; a wrong dummy response is also a [`violation`](super::TestServer::violations).
+    pub fn oauth_token(mut self, user: impl Into<String>, token: impl Into<String>) -> Self {
+        self.config.oauth_tokens.push((user.into(), token.into()));
+        self
+    }
+
+    /// The mechanisms advertised after `AUTH` in the EHLO reply, in this order, e.g.
+    /// `.auth_mechanisms(&["SCRAM-SHA-256", "PLAIN"])`. Only advertised mechanisms are
+    /// accepted (`504 5.5.4` otherwise). Supported: `PLAIN`, `LOGIN`, `CRAM-MD5`,
+    /// `SCRAM-SHA-256`, `OAUTHBEARER`, `XOAUTH2`; other names are advertised but refused
+    /// like unknown ones. An empty list turns AUTH off.
+    ///
+    /// Default: `PLAIN LOGIN` when users are configured, then `OAUTHBEARER XOAUTH2` when
+    /// tokens are.
+    pub fn auth_mechanisms(mut self, names: &[&str]) -> Self {
+        self.config.auth_mechanisms = Some(names.iter().map(|n| n.to_ascii_uppercase()).collect());
+        self
+    }
+
+    /// Fix the SCRAM-SHA-256 parameters instead of a random server nonce per exchange and
+    /// a random salt per server (iterations default to 4096). With the values of RFC 7677
+    /// 3, `.scram_fixed("%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0", &salt, 4096)` and user `user` with
+    /// password `pencil`, a client using the nonce `rOprNGfwEbeRWgbNEkqO` replays the RFC's
+    /// exchange byte for byte.
+    ///
+    /// The suffix must be printable ASCII without `,`.
+    pub fn scram_fixed(mut self, nonce_suffix: impl Into<String>, salt: &[u8], iterations: u32) -> Self {
+        self.config.scram =
+            ScramConfig { nonce_suffix: Some(nonce_suffix.into()), salt: Some(salt.to_vec()), iterations };
+        self
+    }
+
+    /// Request a client certificate in every TLS handshake and refuse the handshake
+    /// without one issued by the server's client CA (mutual TLS). A valid client identity
+    /// is [`TestServer::client_cert_pem`](super::TestServer::client_cert_pem) with
+    /// [`client_key_pem`](super::TestServer::client_key_pem). Default false.
+    pub fn require_client_cert(mut self, on: bool) -> Self {
+        self.config.require_client_cert = on;
         self
     }
 

@@ -20,6 +20,11 @@ pub enum Step {
     StartTls,
     /// The reply to `AUTH` and to every client response inside the AUTH exchange.
     Auth,
+    /// The reply to the `n`-th line of an AUTH exchange (0-based): `0` answers the `AUTH`
+    /// command itself, `1` the client's first response, and so on. For SCRAM-SHA-256 with
+    /// an initial response, `AuthRound(1)` is the `334` carrying the server signature
+    /// (`v=...`), where an impostor can be played.
+    AuthRound(usize),
     /// The reply to `MAIL FROM`.
     Mail,
     /// The reply to the `n`-th `RCPT TO` (0-based) since the last `MAIL FROM`, whether or not

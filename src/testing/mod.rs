@@ -14,7 +14,12 @@
 //!   capability line you add; MAIL/RCPT parameters are accepted only when advertised;
 //! - STARTTLS and implicit TLS with certificates generated at start-up from a fresh CA
 //!   ([`TestServer::ca_pem`]), including deliberately bad ones ([`CertKind`]);
-//! - AUTH PLAIN and LOGIN against configured users;
+//! - AUTH PLAIN, LOGIN, CRAM-MD5 and SCRAM-SHA-256 against configured users, OAUTHBEARER
+//!   and XOAUTH2 against configured bearer tokens, with the advertised list of your choosing
+//!   and a record of which mechanism authenticated each connection
+//!   ([`TestServer::authentications`]);
+//! - mutual TLS: a client CA and a client identity to present
+//!   ([`TestServerBuilder::require_client_cert`]);
 //! - fault injection at any step ([`FaultRule`], [`Step`], [`Fault`]): odd replies,
 //!   malformed bytes, closes, delays, trickled replies, silence, unsolicited 421, a server
 //!   that stops reading, and the ambiguous "committed but never acknowledged" end of data.
@@ -75,6 +80,6 @@ mod tls;
 
 pub use builder::TestServerBuilder;
 pub use fault::{Fault, FaultRule, FiredFault, Step};
-pub use record::ReceivedMessage;
+pub use record::{Authentication, ReceivedMessage};
 pub use server::TestServer;
 pub use tls::CertKind;

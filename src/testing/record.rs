@@ -26,6 +26,8 @@ pub struct ReceivedMessage {
     pub tls: bool,
     /// The user the session authenticated as, if any.
     pub authenticated_as: Option<String>,
+    /// The SASL mechanism of that authentication (`"SCRAM-SHA-256"`, `"PLAIN"`...).
+    pub authenticated_with: Option<String>,
     /// The message came with BDAT rather than DATA.
     pub via_bdat: bool,
     /// The connection it came on (0-based, accept order).
@@ -85,6 +87,21 @@ impl ReceivedMessage {
     }
 }
 
+/// One AUTH exchange that ended, successfully or not: see
+/// [`TestServer::authentications`](super::TestServer::authentications).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Authentication {
+    /// The connection (0-based, accept order).
+    pub connection: usize,
+    /// The mechanism named in the `AUTH` command, upper case.
+    pub mechanism: String,
+    /// The user the client claimed to be, when the exchange got that far.
+    pub user: Option<String>,
+    /// The server answered `235`.
+    pub succeeded: bool,
+}
+
 /// Cap on the raw bytes kept per connection, so a long-running flood cannot exhaust memory.
 pub(crate) const MAX_RECORDED_BYTES: usize = 64 << 20;
 
@@ -99,6 +116,7 @@ struct ConnLog {
     bytes: Vec<u8>,
     transcript: Vec<String>,
     server_name: Option<String>,
+    client_certificate: Option<Vec<u8>>,
 }
 
 impl ConnLog {
@@ -116,6 +134,7 @@ struct Logs {
     messages: Vec<ReceivedMessage>,
     violations: Vec<String>,
     fired: Vec<FiredFault>,
+    authentications: Vec<Authentication>,
     connections: Vec<ConnLog>,
 }
 
@@ -198,6 +217,24 @@ impl Recorder {
         }
     }
 
+    pub(crate) fn tls_client_certificate(&self, conn: usize, der: Option<Vec<u8>>) {
+        if let Some(log) = self.logs().connections.get_mut(conn) {
+            log.client_certificate = der;
+        }
+    }
+
+    pub(crate) fn tls_client_certificates(&self) -> Vec<Option<Vec<u8>>> {
+        self.logs().connections.iter().map(|c| c.client_certificate.clone()).collect()
+    }
+
+    pub(crate) fn authentication(&self, auth: Authentication) {
+        self.logs().authentications.push(auth);
+    }
+
+    pub(crate) fn authentications(&self) -> Vec<Authentication> {
+        self.logs().authentications.clone()
+    }
+
     pub(crate) fn tls_server_names(&self) -> Vec<Option<String>> {
         self.logs().connections.iter().map(|c| c.server_name.clone()).collect()
     }
@@ -263,6 +300,7 @@ mod tests {
             data: data.to_vec(),
             tls: false,
             authenticated_as: None,
+            authenticated_with: None,
             via_bdat: false,
             connection: 0,
             committed: true,

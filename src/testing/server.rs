@@ -13,7 +13,8 @@ use tokio_rustls::TlsAcceptor;
 
 use super::builder::{Config, TestServerBuilder};
 use super::fault::FiredFault;
-use super::record::{ReceivedMessage, Recorder};
+use super::record::{Authentication, ReceivedMessage, Recorder};
+use super::sasl;
 use super::session;
 use super::tls::{self, Pki};
 
@@ -78,6 +79,8 @@ pub struct TestServer {
     shared: Arc<Shared>,
     ca_pem: String,
     ca_der: Vec<u8>,
+    client_cert_pem: String,
+    client_key_pem: String,
     stop: watch::Sender<bool>,
     in_memory: mpsc::UnboundedSender<DuplexStream>,
     task: Option<JoinHandle<()>>,
@@ -98,8 +101,12 @@ impl TestServer {
         TestServerBuilder::default()
     }
 
-    pub(crate) async fn start(config: Config) -> io::Result<TestServer> {
-        let Pki { ca_pem, ca_der, config: tls_config } = tls::generate(config.certificate)?;
+    pub(crate) async fn start(mut config: Config) -> io::Result<TestServer> {
+        let Pki { ca_pem, ca_der, config: tls_config, client_cert_pem, client_key_pem } =
+            tls::generate(config.certificate, config.require_client_cert)?;
+        if config.scram.salt.is_none() {
+            config.scram.salt = Some(sasl::random_bytes(16));
+        }
         let listener = TcpListener::bind(config.bind).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -110,7 +117,17 @@ impl TestServer {
         let (stop, stop_rx) = watch::channel(false);
         let (in_memory, in_memory_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), stop_rx, in_memory_rx));
-        Ok(TestServer { addr, shared, ca_pem, ca_der, stop, in_memory, task: Some(task) })
+        Ok(TestServer {
+            addr,
+            shared,
+            ca_pem,
+            ca_der,
+            client_cert_pem,
+            client_key_pem,
+            stop,
+            in_memory,
+            task: Some(task),
+        })
     }
 
     /// The address the server listens on.
@@ -145,6 +162,30 @@ impl TestServer {
     /// DER of the same CA certificate.
     pub fn ca_der(&self) -> Vec<u8> {
         self.ca_der.clone()
+    }
+
+    /// PEM of a client certificate issued by the server's client CA, followed by that CA:
+    /// a valid identity for [`require_client_cert`](TestServerBuilder::require_client_cert)
+    /// (for example with `ClientBuilder::client_certificate_pem`).
+    pub fn client_cert_pem(&self) -> String {
+        self.client_cert_pem.clone()
+    }
+
+    /// PEM (PKCS#8) of the private key of [`client_cert_pem`](Self::client_cert_pem).
+    pub fn client_key_pem(&self) -> String {
+        self.client_key_pem.clone()
+    }
+
+    /// The DER of the certificate each connection's client presented in its TLS handshake
+    /// (index = connection number); `None` without TLS or without a client certificate.
+    pub fn tls_client_certificates(&self) -> Vec<Option<Vec<u8>>> {
+        self.shared.recorder.tls_client_certificates()
+    }
+
+    /// Every AUTH exchange that ended, in order: which mechanism, on which connection,
+    /// for which user, and whether it succeeded.
+    pub fn authentications(&self) -> Vec<Authentication> {
+        self.shared.recorder.authentications()
     }
 
     /// Open a connection to the server through an in-memory pipe instead of TCP.

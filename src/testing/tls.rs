@@ -7,9 +7,10 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 
 /// Which certificate the server presents, for testing how a client verifies it.
 ///
@@ -37,22 +38,31 @@ pub(crate) struct Pki {
     pub ca_pem: String,
     pub ca_der: Vec<u8>,
     pub config: Arc<ServerConfig>,
+    /// A client identity issued by the client CA (mutual TLS): leaf then CA, PEM.
+    pub client_cert_pem: String,
+    pub client_key_pem: String,
 }
 
 fn err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(format!("smtpkit testing TLS setup: {e}"))
 }
 
-/// Generate a CA and a leaf of the requested kind, and build a server configuration that
-/// uses the ring provider explicitly (never a process-wide default).
-pub(crate) fn generate(kind: CertKind) -> io::Result<Pki> {
+fn new_ca(name: &str) -> io::Result<(rcgen::Certificate, Issuer<'static, KeyPair>)> {
     let ca_key = KeyPair::generate().map_err(err)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca_params.distinguished_name.push(DnType::CommonName, "smtpkit-testing CA");
+    ca_params.distinguished_name.push(DnType::CommonName, name);
     let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
-    let ca = Issuer::new(ca_params, &ca_key);
+    Ok((ca_cert, Issuer::new(ca_params, ca_key)))
+}
+
+/// Generate a CA and a leaf of the requested kind, a separate client CA with one client
+/// identity, and build a server configuration that uses the ring provider explicitly
+/// (never a process-wide default) and, with `require_client_cert`, accepts only clients
+/// presenting a certificate from the client CA.
+pub(crate) fn generate(kind: CertKind, require_client_cert: bool) -> io::Result<Pki> {
+    let (ca_cert, ca) = new_ca("smtpkit-testing CA")?;
 
     let names: Vec<String> = match kind {
         CertKind::WrongName => vec!["wrong-name.invalid".into()],
@@ -78,12 +88,38 @@ pub(crate) fn generate(kind: CertKind) -> io::Result<Pki> {
         chain.push(ca_cert.der().clone());
     }
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+
+    let (client_ca_cert, client_ca) = new_ca("smtpkit-testing client CA")?;
+    let client_key = KeyPair::generate().map_err(err)?;
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    client_params.distinguished_name.push(DnType::CommonName, CLIENT_NAME);
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    client_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let client_cert = client_params.signed_by(&client_key, &client_ca).map_err(err)?;
+
+    let provider = Arc::new(ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(err)?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
         .map_err(err)?;
+    let builder = if require_client_cert {
+        let mut roots = RootCertStore::empty();
+        roots.add(client_ca_cert.der().clone()).map_err(err)?;
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build().map_err(err)?;
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let config = builder.with_single_cert(chain, key).map_err(err)?;
     let ca_der: CertificateDer<'static> = ca_cert.der().clone();
-    Ok(Pki { ca_pem: ca_cert.pem(), ca_der: ca_der.to_vec(), config: Arc::new(config) })
+    Ok(Pki {
+        ca_pem: ca_cert.pem(),
+        ca_der: ca_der.to_vec(),
+        config: Arc::new(config),
+        client_cert_pem: format!("{}{}", client_cert.pem(), client_ca_cert.pem()),
+        client_key_pem: client_key.serialize_pem(),
+    })
 }
+
+/// Common name of the client identity handed out for mutual TLS.
+pub(crate) const CLIENT_NAME: &str = "smtpkit-testing client";

@@ -3,6 +3,7 @@
 //! Interop tests against real servers need `scripts/test.sh` (see `support::interop`);
 //! without it they print a SKIPPED notice and return.
 
+mod auth;
 mod driver;
 mod interop;
 mod mime;
