@@ -719,6 +719,12 @@ impl Session {
             let recipients = self.tx(id).map(Tx::results).unwrap_or_default();
             self.finish_tx(id, Err(Error::Rejected { phase, reply: reply.clone(), recipients }));
         }
+        // The command's own reply was popped from `in_flight`: report it to its caller here,
+        // or `fail_all` would never see it and the caller would get `SessionClosed`.
+        if let Kind::Noop(op) | Kind::Vrfy(op) | Kind::Rset(Some(op)) = kind {
+            let err = Error::Rejected { phase, reply: reply.clone(), recipients: Vec::new() };
+            self.events.push_back(Event::Command { id: op, result: Err(err) });
+        }
         self.fatal(Error::Rejected { phase, reply, recipients: Vec::new() });
     }
 
