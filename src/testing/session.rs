@@ -1029,25 +1029,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
     }
 
     /// Write and flush, one byte at a time with `trickle`. False if the client is gone.
+    /// [`WRITE_TIMEOUT`] bounds each write that makes no progress, not the pauses of a
+    /// trickle, so a slow-loris reply can last as long as the test asks.
     async fn write(&mut self, bytes: Vec<u8>, trickle: Option<Duration>) -> bool {
         self.shared.recorder.sent(self.id, &bytes);
         let conn = &mut self.conn;
-        let result = tokio::time::timeout(WRITE_TIMEOUT, async move {
-            match trickle {
-                None => conn.write_all(&bytes).await?,
-                Some(pause) => {
-                    for (i, b) in bytes.iter().enumerate() {
-                        if i > 0 {
-                            tokio::time::sleep(pause).await;
-                        }
+        let result = match trickle {
+            None => {
+                tokio::time::timeout(WRITE_TIMEOUT, async {
+                    conn.write_all(&bytes).await?;
+                    conn.flush().await
+                })
+                .await
+            }
+            Some(pause) => {
+                let mut outcome = Ok(Ok(()));
+                for (i, b) in bytes.iter().enumerate() {
+                    if i > 0 {
+                        tokio::time::sleep(pause).await;
+                    }
+                    outcome = tokio::time::timeout(WRITE_TIMEOUT, async {
                         conn.write_all(std::slice::from_ref(b)).await?;
-                        conn.flush().await?;
+                        conn.flush().await
+                    })
+                    .await;
+                    if !matches!(outcome, Ok(Ok(()))) {
+                        break;
                     }
                 }
+                outcome
             }
-            conn.flush().await
-        })
-        .await;
+        };
         matches!(result, Ok(Ok(())))
     }
 
