@@ -4,6 +4,7 @@
 //! without it they print a SKIPPED notice and return.
 
 mod driver;
+mod hostile;
 mod interop;
 mod smoke;
 mod support;
