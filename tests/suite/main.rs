@@ -7,4 +7,5 @@ mod driver;
 mod hostile;
 mod interop;
 mod smoke;
+mod smuggling;
 mod support;
