@@ -6,6 +6,7 @@
 mod driver;
 mod hostile;
 mod interop;
+mod ledger;
 mod smoke;
 mod smuggling;
 mod support;
