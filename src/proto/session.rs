@@ -321,6 +321,13 @@ impl Tx {
             .collect()
     }
 
+    /// The replies received so far rule out delivery: MAIL was refused, or every RCPT
+    /// reply is in and none accepted.
+    fn envelope_refused(&self) -> bool {
+        let mail_refused = self.mail.as_ref().is_some_and(|r| !r.is_positive());
+        mail_refused || (self.all_rcpts_known() && self.accepted() == 0)
+    }
+
     /// The error for a transaction that cannot deliver to anyone.
     fn envelope_failure(&self) -> Error {
         match &self.mail {
@@ -1327,7 +1334,11 @@ impl Session {
     fn fail_all(&mut self, err: &Error) {
         for tx in std::mem::take(&mut self.txs) {
             let recipients = tx.results();
-            let result = if tx.end_written && !tx.aborting {
+            let result = if tx.end_written && !tx.aborting && tx.envelope_refused() {
+                // The replies already in prove nothing can be delivered (e.g. a pipelined
+                // BDAT LAST went out, then every RCPT was refused): not ambiguous.
+                tx.envelope_failure()
+            } else if tx.end_written && !tx.aborting {
                 Error::Ambiguous { cause: Box::new(err.clone()), recipients }
             } else {
                 err.clone()
