@@ -4,6 +4,7 @@
 //! minutes of protocol time cost microseconds, and every wait is checked against the
 //! configured timeout + 10%.
 
+mod bdat;
 mod data;
 mod faults;
 mod input;

@@ -100,7 +100,15 @@ async fn a_421_at_every_step_ends_the_session() {
         assert!(!client.is_reusable());
         cases += 1;
     }
-    assert_eq!(cases, 8);
+    // AUTH (plaintext, explicitly allowed) and STARTTLS (see tls.rs) too.
+    let server =
+        start(TestServer::builder().user("u", "p").auth_requires_tls(false).on(Step::Auth, reply(421))).await;
+    let builder = plain().allow_insecure_auth(true).credentials(smtpkit::Credentials::new("u", "p"));
+    let err = connect(&server, builder).await.unwrap_err();
+    assert_rejected(&err, Phase::Auth, 421);
+    assert!(err.is_transient());
+    cases += 1;
+    assert_eq!(cases, 9);
 }
 
 #[tokio::test(start_paused = true)]

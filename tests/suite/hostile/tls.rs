@@ -222,6 +222,7 @@ async fn tls_eof_without_close_notify_after_221_is_success() {
     let (client_io, server_io) = tokio::io::duplex(64 * 1024);
     let server = tokio::spawn(async move {
         let mut tls = acceptor.accept(server_io).await.expect("handshake");
+        let sni = tls.get_ref().1.server_name().map(str::to_owned);
         let mut buf = vec![0u8; 1024];
         tls.write_all(b"220 mx ESMTP\r\n").await.unwrap();
         let mut seen = Vec::new();
@@ -234,12 +235,15 @@ async fn tls_eof_without_close_notify_after_221_is_success() {
         // Drop the TCP-level stream without close_notify.
         let (io, _) = tls.into_inner();
         drop(io);
-        seen
+        (seen, sni)
     });
-    let builder =
-        smtpkit::Client::builder("localhost").tls(TlsPolicy::Implicit).danger_accept_invalid_certs(true);
+    let builder = smtpkit::Client::builder("mx.example.test")
+        .tls(TlsPolicy::Implicit)
+        .danger_accept_invalid_certs(true);
     let client = builder.build().unwrap().connect_with(client_io).await.expect("connects");
     assert!(client.is_tls());
     client.quit().await.expect("221 then EOF without close_notify is a clean end");
-    assert_eq!(server.await.unwrap(), b"EHLO localhost\r\nQUIT\r\n");
+    let (seen, sni) = server.await.unwrap();
+    assert_eq!(seen, b"EHLO localhost\r\nQUIT\r\n");
+    assert_eq!(sni.as_deref(), Some("mx.example.test"), "SNI is the configured host");
 }
