@@ -674,6 +674,23 @@ impl Session {
             return;
         };
         let kind = pending.kind;
+        if pending.sent_at.is_none() {
+            // A reply to a command not yet written cannot be its reply: the server runs
+            // ahead of the client (or something injected lines), and matching it to the
+            // command would desynchronise every later reply.
+            self.in_flight.push_front(pending);
+            self.fatal(ProtocolError::Unsolicited(reply).into());
+            return;
+        }
+        // RFC 5321 section 4.2: 3yz asks for more input; only DATA (354), AUTH (334) and
+        // the end of data (handled there, as ambiguous) may see one.
+        if reply.code().is_positive_intermediate()
+            && !matches!(kind, Kind::Data(_) | Kind::DataEnd(_) | Kind::Bdat(..) | Kind::Auth)
+        {
+            self.in_flight.push_front(pending);
+            self.fatal(ProtocolError::UnexpectedReply { phase: kind.phase(), reply }.into());
+            return;
+        }
         // RFC 5321 section 3.8: "the server ... MUST ... send a 421 response code to any
         // command" when it must shut down; the session is over, whatever was asked.
         if reply.code() == ReplyCode::SERVICE_NOT_AVAILABLE && !matches!(kind, Kind::Quit(_)) {
