@@ -6,6 +6,7 @@
 
 mod bdat;
 mod data;
+mod desync;
 mod faults;
 mod input;
 mod replies;
