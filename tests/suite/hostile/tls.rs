@@ -247,3 +247,21 @@ async fn tls_eof_without_close_notify_after_221_is_success() {
     assert_eq!(seen, b"EHLO localhost\r\nQUIT\r\n");
     assert_eq!(sni.as_deref(), Some("mx.example.test"), "SNI is the configured host");
 }
+
+#[tokio::test(start_paused = true)]
+async fn capabilities_learned_before_tls_are_forgotten() {
+    // The plaintext EHLO (a man in the middle could write it) offers AUTH LOGIN, a 1-octet
+    // SIZE and an extension; after TLS the real EHLO offers none of these.
+    let plaintext = b"250-mx\r\n250-STARTTLS\r\n250-AUTH LOGIN\r\n250-SIZE 1\r\n250 X-PLAINTEXT-ONLY\r\n";
+    let server = start(
+        TestServer::builder()
+            .starttls(true)
+            .fault(smtpkit::testing::FaultRule::new(Step::Ehlo, Fault::Raw(plaintext.to_vec())).once()),
+    )
+    .await;
+    let mut client = connect(&server, trusting(&server)).await.expect("connects");
+    let caps = client.capabilities();
+    assert!(!caps.has("X-PLAINTEXT-ONLY") && caps.auth_mechanisms().is_empty() && caps.size().is_none());
+    client.send(&env(), "more than one octet").await.expect("SIZE 1 from plaintext does not apply");
+    assert_eq!(received(&server, 0).matches("EHLO localhost").count(), 2);
+}
