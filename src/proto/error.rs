@@ -255,6 +255,18 @@ fn summarize(recipients: &[RecipientResult]) -> String {
     recipients.iter().map(|r| format!("<{}> {}", r.address, r.reply)).collect::<Vec<_>>().join("; ")
 }
 
+impl From<EnvelopeError> for Error {
+    fn from(e: EnvelopeError) -> Self {
+        Error::Input(InputError::Envelope(e))
+    }
+}
+
+impl From<AddressError> for Error {
+    fn from(e: AddressError) -> Self {
+        Error::Input(InputError::Address(e))
+    }
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Error::Io(Arc::new(e))
