@@ -1,7 +1,8 @@
 //! The delivery ledger (RELIABILITY.md, "Figures to reach"): hundreds of seeded sessions
 //! against the in-process server with a fault at a random step or byte offset, each
 //! sending a few messages with unique Message-IDs (DATA or, for a quarter of the sessions,
-//! BDAT; pipelined or not; one by one or as a batch), then a clean retry of what failed.
+//! BDAT; an eighth over STARTTLS; pipelined or not; one by one or as a batch), then a
+//! clean retry of what failed.
 //!
 //! Invariants, checked per message and per session:
 //! - every message reported sent was committed by the server exactly once;
@@ -58,13 +59,16 @@ struct Plan {
     batch: bool,
     pipelining: bool,
     chunking: bool,
+    starttls: bool,
     padding: Vec<usize>,
 }
 
 fn plan(rng: &mut Rng) -> Plan {
     let chunking = rng.below(4) == 0;
+    let starttls = rng.below(8) == 0;
     let step = match rng.below(10) {
         4 | 5 if chunking => rng.pick(&[Step::Bdat(0), Step::BdatLast]),
+        1 if starttls => Step::StartTls,
         0 => Step::Greeting,
         1 => Step::Ehlo,
         2 => Step::Mail,
@@ -96,6 +100,7 @@ fn plan(rng: &mut Rng) -> Plan {
         batch: rng.below(2) == 0,
         pipelining: rng.below(5) != 0,
         chunking,
+        starttls,
         padding: (0..messages).map(|_| rng.below(400) as usize).collect(),
     }
 }
@@ -228,19 +233,26 @@ const BLOCK: usize = 100;
 
 async fn run_block(first: usize, plans: &[Plan], seed: u64, bound: Duration, figures: &mut Figures) {
     // Session i faults on connection 2i, once; connection 2i+1 is its clean retry.
-    let builder = plans.iter().enumerate().fold(TestServer::builder().chunking(true), |b, (i, p)| {
-        b.fault(FaultRule::new(p.step, p.fault.clone()).on_connection(2 * i).once())
-    });
+    let builder =
+        plans.iter().enumerate().fold(TestServer::builder().chunking(true).starttls(true), |b, (i, p)| {
+            b.fault(FaultRule::new(p.step, p.fault.clone()).on_connection(2 * i).once())
+        });
     let server = builder.start().await.expect("server");
     let (sent_before, retried_before, ambiguous_before) =
         (figures.sent, figures.retried_sent, figures.ambiguous);
     for (i, p) in plans.iter().enumerate() {
         let session = first + i;
         let ctx = format!("seed {seed:#x} session {session} {p:?}");
-        let builder = Client::builder("localhost")
-            .tls(TlsPolicy::Disabled)
-            .pipelining(p.pipelining)
-            .chunking(p.chunking);
+        let builder = if p.starttls {
+            Client::builder("localhost")
+                .without_native_roots()
+                .add_root_pem(server.ca_pem().as_bytes())
+                .expect("test CA")
+                .tls(TlsPolicy::Required)
+        } else {
+            Client::builder("localhost").tls(TlsPolicy::Disabled)
+        };
+        let builder = builder.pipelining(p.pipelining).chunking(p.chunking);
         let connector = builder.build().expect("builder");
         let items: Vec<Bytes> = (0..p.messages).map(|k| body(session, k, p.padding[k])).collect();
 
