@@ -255,3 +255,38 @@ async fn cancellation_at_every_await_point_poisons_the_client() {
         assert!(messages.len() <= server.connection_count());
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_loris_final_reply_succeeds_in_time_and_is_ambiguous_past_ten_minutes() {
+    // The 250 to the dot ("250 2.0.0 Ok: queued", about 40 octets) one octet every 10 s:
+    // about 400 s, inside the 10-minute final-reply deadline.
+    let server =
+        start(TestServer::builder().on(Step::DataEnd, Fault::Trickle(Duration::from_secs(10)))).await;
+    let mut client = connect(&server, plain()).await.unwrap();
+    let report = client.send(&env(), "x").await.expect("slow but in time");
+    assert_eq!(report.reply.code().0, 250);
+    assert!(client.is_reusable());
+
+    // One octet every 30 s: the whole-reply deadline fires at 10 minutes, although octets
+    // keep coming; the server had committed, so the outcome is ambiguous.
+    let server =
+        start(TestServer::builder().on(Step::DataEnd, Fault::Trickle(Duration::from_secs(30)))).await;
+    let mut client = connect(&server, plain()).await.unwrap();
+    let t0 = Instant::now();
+    let err = client.send(&env(), "x").await.unwrap_err();
+    assert_ambiguous(&err, |c| matches!(c, Error::Timeout(Phase::DataEnd)));
+    assert_waited(t0, 10 * MIN);
+    assert_eq!(server.messages().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_that_hung_up_while_idle_fails_the_next_send_cleanly() {
+    let server = start(TestServer::builder().on(Step::Ehlo, Fault::CloseAfterBytes(0))).await;
+    let mut client = connect(&server, plain()).await.unwrap();
+    tokio::time::sleep(MIN).await;
+    let err = client.send(&env(), "x").await.unwrap_err();
+    assert!(matches!(err, Error::ConnectionClosed(Phase::Mail) | Error::Io(_)), "{err:?}");
+    assert!(err.is_transient() && !err.is_ambiguous());
+    assert!(!client.is_reusable());
+    assert!(server.all_messages().is_empty());
+}
