@@ -250,6 +250,10 @@ impl ClientBuilder {
 
     /// Builds a reusable [`Connector`] (loads the trust store once).
     pub fn build(self) -> Result<Connector, Error> {
+        // Invalid credentials are a typed error before any connection is opened.
+        if let Some(creds) = &self.session.credentials {
+            creds.validate().map_err(|e| Error::Input(e.into()))?;
+        }
         let port = self.port.unwrap_or(if self.session.tls == TlsPolicy::Implicit { 465 } else { 587 });
         let tls = match self.session.tls {
             TlsPolicy::Disabled => None,

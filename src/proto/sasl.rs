@@ -89,6 +89,21 @@ impl Credentials {
     pub fn kind(&self) -> SecretKind {
         self.kind
     }
+
+    /// Checks that the user name and password can be sent: no NUL
+    /// ([`SaslError::NulInCredentials`]) and no other C0 control byte or DEL
+    /// ([`SaslError::ControlInCredentials`]).
+    pub fn validate(&self) -> Result<(), SaslError> {
+        for (field, value) in [("user name", self.username.as_str()), ("password", self.password.expose())] {
+            if value.contains('\0') {
+                return Err(SaslError::NulInCredentials);
+            }
+            if let Some(byte) = value.bytes().find(|b| b.is_ascii_control()) {
+                return Err(SaslError::ControlInCredentials { field, byte });
+            }
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Debug for Credentials {
@@ -192,6 +207,16 @@ pub enum SaslError {
     /// The password is not valid under SASLprep (RFC 4013).
     #[error("password is not valid under SASLprep")]
     SaslPrep,
+    /// The user name or password contains another control byte (C0 or DEL). Base64 keeps
+    /// it off the wire as such, but servers decode it and treat it inconsistently (log
+    /// injection, truncation), so it is refused before any byte is written.
+    #[error("control byte 0x{byte:02x} in the {field}")]
+    ControlInCredentials {
+        /// `"user name"` or `"password"`.
+        field: &'static str,
+        /// The offending byte.
+        byte: u8,
+    },
 }
 
 /// The most challenges accepted in one exchange.
@@ -248,9 +273,7 @@ impl SaslClient {
         credentials: Credentials,
         context: SaslContext,
     ) -> Result<Self, SaslError> {
-        if credentials.username.contains('\0') || credentials.password.expose().contains('\0') {
-            return Err(SaslError::NulInCredentials);
-        }
+        credentials.validate()?;
         if mechanism == Mechanism::ScramSha256 {
             let nonce = context.nonce.as_deref().ok_or(SaslError::NoNonce)?;
             if nonce.is_empty() || !nonce.bytes().all(|b| (0x21..0x7f).contains(&b) && b != b',') {
@@ -500,6 +523,17 @@ mod tests {
             SaslClient::new(Mechanism::Plain, Credentials::new("a\0b", "p"), ctx()).err(),
             Some(SaslError::NulInCredentials)
         );
+        for byte in (1u8..0x20).chain([0x7f]) {
+            let bad = format!("a{}b", char::from(byte));
+            assert_eq!(
+                SaslClient::new(Mechanism::Plain, Credentials::new(bad.clone(), "p"), ctx()).err(),
+                Some(SaslError::ControlInCredentials { field: "user name", byte })
+            );
+            assert_eq!(
+                Credentials::new("u", bad).validate(),
+                Err(SaslError::ControlInCredentials { field: "password", byte })
+            );
+        }
     }
 
     fn ctx() -> SaslContext {

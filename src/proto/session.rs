@@ -341,6 +341,13 @@ impl Tx {
             .collect()
     }
 
+    /// The replies received so far rule out delivery: MAIL was refused, or every RCPT
+    /// reply is in and none accepted.
+    fn envelope_refused(&self) -> bool {
+        let mail_refused = self.mail.as_ref().is_some_and(|r| !r.is_positive());
+        mail_refused || (self.all_rcpts_known() && self.accepted() == 0)
+    }
+
     /// The error for a transaction that cannot deliver to anyone.
     fn envelope_failure(&self) -> Error {
         match &self.mail {
@@ -733,17 +740,31 @@ impl Session {
             return;
         };
         let kind = pending.kind;
+        if pending.sent_at.is_none() {
+            // A reply to a command not yet written cannot be its reply: the server runs
+            // ahead of the client (or something injected lines), and matching it to the
+            // command would desynchronise every later reply.
+            self.in_flight.push_front(pending);
+            self.fatal(ProtocolError::Unsolicited(reply).into());
+            return;
+        }
+        // RFC 5321 section 4.2: 3yz asks for more input; only DATA (354) and AUTH (334) may
+        // see one (at the end of data it is handled there, as ambiguous). Anywhere else the
+        // server may be reading the next commands as message text: carrying on would desync.
+        if reply.code().is_positive_intermediate()
+            && !matches!(
+                kind,
+                Kind::Data(_) | Kind::DataEnd(_) | Kind::LmtpEnd(..) | Kind::Bdat(..) | Kind::Auth
+            )
+        {
+            self.in_flight.push_front(pending);
+            self.fatal(ProtocolError::UnexpectedReply { phase: kind.phase(), reply }.into());
+            return;
+        }
         // RFC 5321 section 3.8: "the server ... MUST ... send a 421 response code to any
         // command" when it must shut down; the session is over, whatever was asked.
         if reply.code() == ReplyCode::SERVICE_NOT_AVAILABLE && !matches!(kind, Kind::Quit(_)) {
             self.on_421(kind, reply);
-            return;
-        }
-        // A 3yz asks for more input, and only DATA (354) and AUTH (334) ever do. Anywhere
-        // else the server may now be reading whatever comes next (the next MAIL, RCPT
-        // lines) as message text: treating it as a refusal and carrying on would desync.
-        if reply.code().is_positive_intermediate() && !matches!(kind, Kind::Data(_) | Kind::Auth) {
-            self.fatal(ProtocolError::UnexpectedReply { phase: kind.phase(), reply }.into());
             return;
         }
         match kind {
@@ -802,6 +823,12 @@ impl Session {
         {
             let recipients = self.tx(id).map(Tx::results).unwrap_or_default();
             self.finish_tx(id, Err(Error::Rejected { phase, reply: reply.clone(), recipients }));
+        }
+        // The command's own reply was popped from `in_flight`: report it to its caller here,
+        // or `fail_all` would never see it and the caller would get `SessionClosed`.
+        if let Kind::Noop(op) | Kind::Vrfy(op) | Kind::Rset(Some(op)) = kind {
+            let err = Error::Rejected { phase, reply: reply.clone(), recipients: Vec::new() };
+            self.events.push_back(Event::Command { id: op, result: Err(err) });
         }
         self.fatal(Error::Rejected { phase, reply, recipients: Vec::new() });
     }
@@ -1491,7 +1518,11 @@ impl Session {
     fn fail_all(&mut self, err: &Error) {
         for tx in std::mem::take(&mut self.txs) {
             let recipients = tx.results();
-            let result = if tx.end_written && !tx.aborting {
+            let result = if tx.end_written && !tx.aborting && tx.envelope_refused() {
+                // The replies already in prove nothing can be delivered (e.g. a pipelined
+                // BDAT LAST went out, then every RCPT was refused): not ambiguous.
+                tx.envelope_failure()
+            } else if tx.end_written && !tx.aborting {
                 Error::Ambiguous { cause: Box::new(err.clone()), recipients }
             } else {
                 err.clone()

@@ -1306,7 +1306,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
     }
 
     /// Queue `bytes` (or, with `trickle`, write them one byte at a time now). False if the
-    /// client is known to be gone.
+    /// client is known to be gone. [`WRITE_TIMEOUT`] bounds each write that makes no
+    /// progress, not the pauses of a trickle, so a slow-loris reply lasts as long as asked.
     async fn write(&mut self, bytes: Vec<u8>, trickle: Option<Duration>) -> bool {
         self.shared.recorder.sent(self.id, &bytes);
         let Some(pause) = trickle else {
@@ -1317,18 +1318,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
             return false;
         }
         let conn = &mut self.conn;
-        let result = tokio::time::timeout(WRITE_TIMEOUT, async move {
-            for (i, b) in bytes.iter().enumerate() {
-                if i > 0 {
-                    tokio::time::sleep(pause).await;
-                }
-                conn.write_all(std::slice::from_ref(b)).await?;
-                conn.flush().await?;
+        for (i, b) in bytes.iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(pause).await;
             }
-            Ok::<(), std::io::Error>(())
-        })
-        .await;
-        matches!(result, Ok(Ok(())))
+            let step = tokio::time::timeout(WRITE_TIMEOUT, async {
+                conn.write_all(std::slice::from_ref(b)).await?;
+                conn.flush().await
+            })
+            .await;
+            if !matches!(step, Ok(Ok(()))) {
+                return false;
+            }
+        }
+        true
     }
 
     /// Write the queued replies. False if the client is gone or stopped reading.

@@ -5,11 +5,14 @@
 
 mod auth;
 mod driver;
+mod hostile;
 mod interop;
+mod ledger;
 mod mime;
 mod mime_delivery;
 mod parity;
 mod session;
 mod smoke;
+mod smuggling;
 mod support;
 mod transcripts;

@@ -843,7 +843,7 @@ fn trace_redacts_credentials_and_message_data() {
         s.tls_established(true);
         s.handle_input(now, b"220 mx\r\n");
         s.poll_transmit(now).unwrap();
-        s.handle_input(now, format!("250-mx\r\n250 AUTH {mechanism}\r\n").as_bytes());
+        s.handle_input(now, format!("250-mx\r\n250-PIPELINING\r\n250 AUTH {mechanism}\r\n").as_bytes());
         let mut wire = s.poll_transmit(now).unwrap().to_vec();
         if mechanism == "LOGIN" {
             // The server echoes the user name in its challenge (some do).

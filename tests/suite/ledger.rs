@@ -1,0 +1,353 @@
+//! The delivery ledger (RELIABILITY.md, "Figures to reach"): hundreds of seeded sessions
+//! against the in-process server with a fault at a random step or byte offset, each
+//! sending a few messages with unique Message-IDs (DATA or, for a quarter of the sessions,
+//! BDAT; an eighth over STARTTLS; pipelined or not; one by one or as a batch), then a
+//! clean retry of what failed.
+//!
+//! Invariants, checked per message and per session:
+//! - every message reported sent was committed by the server exactly once;
+//! - every committed message was reported sent or ambiguous, and nothing is committed
+//!   twice (the client never resends on its own; the retry only resends failures);
+//! - ambiguous only when the fault fell after the client wrote the final dot (or BDAT
+//!   LAST) and before its reply: the fault fired and was one that loses or withholds a
+//!   reply, the server had answered that message's DATA with 354, it never acknowledged
+//!   a commit, and at most one message per connection is ambiguous;
+//! - every session ends within the sum of its phase timeouts (paused clock).
+//!
+//! 500 sessions in the normal suite. Long run:
+//! `SMTPKIT_LEDGER_SESSIONS=20000 cargo test --release --test suite ledger -- --nocapture`
+//! (`SMTPKIT_LEDGER_SEED` picks another seed).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use smtpkit::testing::{Fault, FaultRule, Step, TestServer};
+use smtpkit::{Client, Envelope, Error, MessageOptions, Timeouts, TlsPolicy};
+use tokio::time::Instant;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// SplitMix64: small, seedable, good enough to pick faults.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize].clone()
+    }
+}
+
+/// What one session does.
+#[derive(Debug, Clone)]
+struct Plan {
+    step: Step,
+    fault: Fault,
+    messages: usize,
+    batch: bool,
+    pipelining: bool,
+    chunking: bool,
+    starttls: bool,
+    padding: Vec<usize>,
+}
+
+fn plan(rng: &mut Rng) -> Plan {
+    let chunking = rng.below(4) == 0;
+    let starttls = rng.below(8) == 0;
+    let step = match rng.below(10) {
+        4 | 5 if chunking => rng.pick(&[Step::Bdat(0), Step::BdatLast]),
+        1 if starttls => Step::StartTls,
+        0 => Step::Greeting,
+        1 => Step::Ehlo,
+        2 => Step::Mail,
+        3 => Step::RcptAny,
+        4 => Step::Data,
+        5 | 6 => Step::DataEnd,
+        7 => Step::Rset,
+        _ => Step::Command(rng.below(16) as usize),
+    };
+    let secs = |s: u64| Duration::from_secs(s);
+    let fault = match rng.below(12) {
+        0 => Fault::Close,
+        1 | 2 => Fault::CloseAfterBytes(rng.below(700) as usize),
+        3 => Fault::CommitThenClose,
+        4 => Fault::Silence,
+        5 => Fault::Reply { code: rng.pick(&[421, 450, 451, 452]), text: "4.3.0 later".into() },
+        6 => Fault::Reply { code: rng.pick(&[500, 550, 552, 554]), text: "5.7.1 no".into() },
+        7 => Fault::Delay(secs(rng.pick(&[1, 30, 119, 121, 179, 181, 299, 301, 599, 601]))),
+        8 => Fault::Raw(rng.pick(&[&b"garbage\r\n"[..], b"250-partial\r\n", b"\xff\xfe\r\n", b"2"]).to_vec()),
+        9 => Fault::StopReading,
+        10 => Fault::Trickle(secs(rng.pick(&[1, 5, 20]))),
+        _ => Fault::Unsolicited421 { idle: Duration::ZERO },
+    };
+    let messages = 1 + rng.below(4) as usize;
+    Plan {
+        step,
+        fault,
+        messages,
+        batch: rng.below(2) == 0,
+        pipelining: rng.below(5) != 0,
+        chunking,
+        starttls,
+        padding: (0..messages).map(|_| rng.below(400) as usize).collect(),
+    }
+}
+
+/// Faults that can lose or withhold the reply to a dot (the only ones that may make a
+/// message ambiguous). Plain 4xx/5xx/421 replies never can.
+fn may_withhold(fault: &Fault) -> bool {
+    !matches!(fault, Fault::Reply { .. } | Fault::Unsolicited421 { .. })
+}
+
+/// Faults under which the server may commit without the client hearing 2xx in time.
+/// A `Raw` reply starting with `2` commits too, e.g. `250-partial` never finished.
+fn may_commit_silently(fault: &Fault) -> bool {
+    match fault {
+        Fault::CommitThenClose | Fault::Delay(_) | Fault::Trickle(_) => true,
+        Fault::Raw(bytes) => bytes.first() == Some(&b'2'),
+        _ => false,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Outcome {
+    Sent,
+    Ambiguous,
+    Failed(String),
+}
+
+fn outcome(result: &Result<smtpkit::SendReport, Error>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Sent,
+        Err(e) if e.is_ambiguous() => Outcome::Ambiguous,
+        Err(e) => Outcome::Failed(format!("{e}")),
+    }
+}
+
+fn message_id(session: usize, k: usize) -> String {
+    format!("<ledger-{session}-{k}@smtpkit.test>")
+}
+
+fn body(session: usize, k: usize, padding: usize) -> Bytes {
+    let mut text = format!("Message-ID: {}\r\nSubject: ledger {session}/{k}\r\n\r\n", message_id(session, k));
+    // Padding lines move the fault's byte offsets around; some start with a dot.
+    let mut left = padding;
+    while left > 0 {
+        let n = left.min(70);
+        text.push_str(if n % 3 == 0 { "." } else { "p" });
+        text.push_str(&"x".repeat(n.saturating_sub(1)));
+        text.push_str("\r\n");
+        left -= n;
+    }
+    Bytes::from(text)
+}
+
+fn envelope() -> Envelope {
+    Envelope::parse("ledger@example.com", &["rcpt@example.com"]).expect("valid envelope")
+}
+
+/// Sends `items` over `client` per `batch`, returning one outcome per message.
+async fn send_all(client: &mut Client, items: Vec<Bytes>, batch: bool) -> Vec<Outcome> {
+    if batch {
+        let work = items.into_iter().map(|b| (envelope(), b, MessageOptions::default()));
+        client.send_many(work).await.iter().map(outcome).collect()
+    } else {
+        let mut out = Vec::new();
+        for b in items {
+            out.push(outcome(&client.send(&envelope(), b).await));
+        }
+        out
+    }
+}
+
+fn sum(t: &Timeouts) -> Duration {
+    t.connect
+        + t.tls_handshake
+        + t.greeting
+        + t.command
+        + t.mail
+        + t.rcpt
+        + t.data_init
+        + t.data_block
+        + t.data_end
+}
+
+#[derive(Debug, Default)]
+struct Figures {
+    sessions: usize,
+    faults_fired: usize,
+    messages: usize,
+    sent: usize,
+    ambiguous: usize,
+    failed: usize,
+    retried_sent: usize,
+    committed: usize,
+    checks: usize,
+}
+
+#[tokio::test(start_paused = true)]
+async fn delivery_ledger() {
+    let sessions: usize = env_or("SMTPKIT_LEDGER_SESSIONS", 500);
+    let seed: u64 = env_or("SMTPKIT_LEDGER_SEED", 0x5eed_1ed6_e700_0001);
+    let mut rng = Rng(seed);
+    let plans: Vec<Plan> = (0..sessions).map(|_| plan(&mut rng)).collect();
+    let timeouts = Timeouts::default();
+    let bound = sum(&timeouts);
+    let mut figures = Figures { sessions, ..Figures::default() };
+    // A fresh server per block of sessions keeps its records (and the checks) linear.
+    for (block, plans) in plans.chunks(BLOCK).enumerate() {
+        run_block(block * BLOCK, plans, seed, bound, &mut figures).await;
+    }
+    eprintln!(
+        "ledger: {} sessions ({} faults fired), {} messages: {} sent, {} ambiguous, {} failed \
+         (all {} sent on retry), {} committed by the server; {} invariant checks",
+        figures.sessions,
+        figures.faults_fired,
+        figures.messages,
+        figures.sent,
+        figures.ambiguous,
+        figures.failed,
+        figures.retried_sent,
+        figures.committed,
+        figures.checks
+    );
+    // The run exercised every outcome.
+    assert!(figures.sent > 0 && figures.ambiguous > 0 && figures.failed > 0, "{figures:?}");
+    assert_eq!(figures.messages, figures.sent + figures.ambiguous + figures.failed);
+}
+
+/// Sessions per server.
+const BLOCK: usize = 100;
+
+async fn run_block(first: usize, plans: &[Plan], seed: u64, bound: Duration, figures: &mut Figures) {
+    // Session i faults on connection 2i, once; connection 2i+1 is its clean retry.
+    let builder =
+        plans.iter().enumerate().fold(TestServer::builder().chunking(true).starttls(true), |b, (i, p)| {
+            b.fault(FaultRule::new(p.step, p.fault.clone()).on_connection(2 * i).once())
+        });
+    let server = builder.start().await.expect("server");
+    let (sent_before, retried_before, ambiguous_before) =
+        (figures.sent, figures.retried_sent, figures.ambiguous);
+    for (i, p) in plans.iter().enumerate() {
+        let session = first + i;
+        let ctx = format!("seed {seed:#x} session {session} {p:?}");
+        let builder = if p.starttls {
+            Client::builder("localhost")
+                .without_native_roots()
+                .add_root_pem(server.ca_pem().as_bytes())
+                .expect("test CA")
+                .tls(TlsPolicy::Required)
+        } else {
+            Client::builder("localhost").tls(TlsPolicy::Disabled)
+        };
+        let builder = builder.pipelining(p.pipelining).chunking(p.chunking);
+        let connector = builder.build().expect("builder");
+        let items: Vec<Bytes> = (0..p.messages).map(|k| body(session, k, p.padding[k])).collect();
+
+        // First attempt, on the faulty connection.
+        let started = Instant::now();
+        let first = match connector.connect_with(server.connect_in_memory()).await {
+            Ok(mut client) => {
+                let out = send_all(&mut client, items.clone(), p.batch).await;
+                if client.is_reusable() {
+                    let _ = client.quit().await;
+                }
+                out
+            }
+            Err(e) => vec![Outcome::Failed(format!("connect: {e}")); p.messages],
+        };
+        let took = started.elapsed();
+        assert!(took <= bound, "{ctx}: took {took:?}, bound {bound:?}");
+        figures.checks += 1;
+
+        // Clean retry of what failed (never of what is ambiguous or sent).
+        let retry: Vec<usize> = (0..p.messages).filter(|&k| matches!(first[k], Outcome::Failed(_))).collect();
+        let started = Instant::now();
+        let mut client = connector.connect_with(server.connect_in_memory()).await.expect("clean connection");
+        let again = send_all(&mut client, retry.iter().map(|&k| items[k].clone()).collect(), p.batch).await;
+        client.quit().await.expect("clean quit");
+        assert!(started.elapsed() <= bound, "{ctx}: retry too slow");
+        assert!(again.iter().all(|o| *o == Outcome::Sent), "{ctx}: retry {again:?}");
+
+        // Ground truth from the server.
+        let fired = server.fault_uses()[i] == 1;
+        figures.faults_fired += usize::from(fired);
+        let all = server.all_messages();
+        let transcript = &server.transcripts()[2 * i];
+        let data_starts = transcript.lines().filter(|l| l.starts_with("S: 354")).count();
+        let mut ambiguous_here = 0;
+        for (k, got) in first.iter().enumerate() {
+            let id = message_id(session, k);
+            let mine: Vec<_> =
+                all.iter().filter(|m| m.header("message-id").as_deref() == Some(id.as_str())).collect();
+            let committed: Vec<_> = mine.iter().filter(|m| m.committed).collect();
+            let committed_first = committed.iter().filter(|m| m.connection == 2 * i).count();
+            let committed_retry = committed.iter().filter(|m| m.connection == 2 * i + 1).count();
+            let ctx = format!("{ctx} message {k} {got:?} first={first:?}");
+            assert!(committed.len() <= 1, "{ctx}: committed {} times", committed.len());
+            match got {
+                Outcome::Sent => {
+                    assert_eq!(
+                        (committed_first, committed_retry),
+                        (1, 0),
+                        "{ctx}: sent must be committed once"
+                    );
+                }
+                Outcome::Failed(_) => {
+                    assert_eq!(committed_first, 0, "{ctx}: a failed message was committed");
+                    assert_eq!(committed_retry, 1, "{ctx}: the retry must commit it once");
+                }
+                Outcome::Ambiguous => {
+                    ambiguous_here += 1;
+                    assert!(fired && may_withhold(&p.fault), "{ctx}: ambiguous without a reply-losing fault");
+                    assert_eq!(committed_retry, 0, "{ctx}: ambiguous messages are never resent");
+                    let sent_before = first[..k].iter().filter(|o| **o == Outcome::Sent).count();
+                    // With DATA the body and dot follow the server's 354; a pipelined BDAT
+                    // has no such marker.
+                    if !p.chunking {
+                        assert!(data_starts > sent_before, "{ctx}: ambiguous before 354\n{transcript}");
+                    }
+                    if committed_first == 1 {
+                        assert!(
+                            may_commit_silently(&p.fault),
+                            "{ctx}: committed and acknowledged, yet ambiguous"
+                        );
+                    }
+                }
+            }
+            figures.checks += 4;
+        }
+        assert!(ambiguous_here <= 1, "{ctx}: {ambiguous_here} ambiguous messages on one connection");
+        if !fired {
+            assert!(first.iter().all(|o| *o == Outcome::Sent), "{ctx}: no fault, yet {first:?}");
+        }
+        figures.messages += p.messages;
+        figures.sent += first.iter().filter(|o| **o == Outcome::Sent).count();
+        figures.ambiguous += ambiguous_here;
+        figures.failed += retry.len();
+        figures.retried_sent += again.len();
+    }
+    let committed = server.messages().len();
+    figures.committed += committed;
+    // Every committed message is accounted for: sent first time, sent on retry, or one of
+    // the ambiguous ones the server happened to keep.
+    let (sent, retried, ambiguous) = (
+        figures.sent - sent_before,
+        figures.retried_sent - retried_before,
+        figures.ambiguous - ambiguous_before,
+    );
+    assert!(committed >= sent + retried && committed <= sent + retried + ambiguous, "{figures:?}");
+    figures.checks += 1;
+}
