@@ -13,7 +13,9 @@ fn mixed_case(keyword: &str, seed: usize) -> String {
     keyword
         .chars()
         .enumerate()
-        .map(|(i, c)| if (seed >> (i % 8)) & 1 == 1 { c.to_ascii_lowercase() } else { c.to_ascii_uppercase() })
+        .map(
+            |(i, c)| if (seed >> (i % 8)) & 1 == 1 { c.to_ascii_lowercase() } else { c.to_ascii_uppercase() },
+        )
         .collect()
 }
 
@@ -49,9 +51,12 @@ pub fn check(data: &[u8]) {
         assert_eq!(params, &mp[..]);
     }
     for (i, (keyword, _)) in model.iter().enumerate() {
-        for probe in
-            [keyword.clone(), keyword.to_ascii_lowercase(), keyword.to_ascii_uppercase(), mixed_case(keyword, i)]
-        {
+        for probe in [
+            keyword.clone(),
+            keyword.to_ascii_lowercase(),
+            keyword.to_ascii_uppercase(),
+            mixed_case(keyword, i),
+        ] {
             assert!(caps.has(&probe), "{probe:?} advertised but not found");
             assert!(caps.params(&probe).is_some());
         }
@@ -74,9 +79,8 @@ pub fn check(data: &[u8]) {
 
     // SIZE: the first SIZE line decides; 0 or garbage means "no limit announced".
     let size_line = model.iter().find(|(k, _)| k.eq_ignore_ascii_case("size"));
-    let expected_size = size_line.map(|(_, p)| {
-        p.first().and_then(|v| v.parse::<u64>().ok()).filter(|&n| n > 0)
-    });
+    let expected_size =
+        size_line.map(|(_, p)| p.first().and_then(|v| v.parse::<u64>().ok()).filter(|&n| n > 0));
     assert_eq!(caps.size(), expected_size);
     if let Some(Some(n)) = caps.size() {
         assert!(n > 0);

@@ -50,7 +50,8 @@ const CANNED: [&[u8]; 20] = [
     b"251 2.1.5 will forward\r\n",
 ];
 
-const RECIPIENTS: [&str; 4] = ["a@x.example", "b@y.example", "Zo\u{eb}@\u{fc}.example", "\"q d\"@[192.0.2.1]"];
+const RECIPIENTS: [&str; 4] =
+    ["a@x.example", "b@y.example", "Zo\u{eb}@\u{fc}.example", "\"q d\"@[192.0.2.1]"];
 
 /// Reads the fuzz input; past its end every read is 0.
 struct Input<'a>(&'a [u8]);
@@ -168,7 +169,9 @@ impl Fuzz {
                 Event::Greeting(r) => assert_eq!(r.code().0, 220),
                 Event::Ready => {}
                 Event::Message { id, result } => {
-                    let Some(sender) = self.log.senders.get(&id) else { panic!("outcome for unknown {id:?}") };
+                    let Some(sender) = self.log.senders.get(&id) else {
+                        panic!("outcome for unknown {id:?}")
+                    };
                     *self.log.outcomes.entry(id).or_default() += 1;
                     assert_eq!(self.log.outcomes[&id], 1, "second outcome for {id:?}");
                     if let Ok(report) = result {
@@ -362,12 +365,15 @@ pub fn check(data: &[u8]) {
     for (id, n) in &f.log.ops {
         assert_eq!(*n, 1, "{id:?} has {n} outcomes");
     }
-    assert!(f.session.send_message(
-        Envelope::parse("a@x.example", &["b@y.example"]).expect("valid"),
-        Bytes::from_static(b"x"),
-        MessageOptions::default()
-    )
-    .is_err());
+    assert!(
+        f.session
+            .send_message(
+                Envelope::parse("a@x.example", &["b@y.example"]).expect("valid"),
+                Bytes::from_static(b"x"),
+                MessageOptions::default()
+            )
+            .is_err()
+    );
     assert!(f.session.poll_transmit(f.now).is_none() && f.session.poll_event().is_none());
 
     let out = &f.log.out;
@@ -385,7 +391,12 @@ pub fn check(data: &[u8]) {
     if matches!(f.tls, TlsPolicy::Required | TlsPolicy::Implicit) {
         let plain = &out[..f.log.tls_at.unwrap_or(out.len())];
         for verb in [&b"AUTH"[..], b"MAIL", b"RCPT", b"DATA", b"BDAT"] {
-            assert!(find(plain, verb, 0).is_none(), "{} before TLS with {:?}", String::from_utf8_lossy(verb), f.tls);
+            assert!(
+                find(plain, verb, 0).is_none(),
+                "{} before TLS with {:?}",
+                String::from_utf8_lossy(verb),
+                f.tls
+            );
         }
     }
     // Credentials only after a verified handshake unless the caller allowed otherwise.

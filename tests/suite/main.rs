@@ -4,6 +4,7 @@
 //! without it they print a SKIPPED notice and return.
 
 mod driver;
+mod fuzz_corpus;
 mod interop;
 mod smoke;
 mod support;
