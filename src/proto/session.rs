@@ -713,11 +713,16 @@ impl Session {
 
     fn on_421(&mut self, kind: Kind, reply: Reply) {
         let phase = kind.phase();
-        if let Kind::Mail(id) | Kind::Rcpt(id, _) | Kind::Data(id) | Kind::DataEnd(id) | Kind::Bdat(id, _) =
-            kind
-        {
-            let recipients = self.tx(id).map(Tx::results).unwrap_or_default();
-            self.finish_tx(id, Err(Error::Rejected { phase, reply: reply.clone(), recipients }));
+        match kind {
+            Kind::Mail(id) | Kind::Rcpt(id, _) | Kind::Data(id) | Kind::DataEnd(id) | Kind::Bdat(id, _) => {
+                let recipients = self.tx(id).map(Tx::results).unwrap_or_default();
+                self.finish_tx(id, Err(Error::Rejected { phase, reply: reply.clone(), recipients }));
+            }
+            // The command this 421 answers is no longer in flight, so `fatal` would not see it.
+            Kind::Rset(Some(op)) | Kind::Noop(op) | Kind::Vrfy(op) => {
+                self.command_done(op, phase, reply.clone())
+            }
+            _ => {}
         }
         self.fatal(Error::Rejected { phase, reply, recipients: Vec::new() });
     }
