@@ -212,6 +212,11 @@ fn validate_mail_domain(domain: &str) -> Result<(), AddressError> {
 /// `dcontent` (%d33-90 / %d94-126) inside brackets.
 fn validate_address_literal(lit: &str) -> Result<(), AddressError> {
     let what = "address literal";
+    // RFC 5321 section 4.5.3.1.2: "The maximum total length of a domain name or number is
+    // 255 octets." Inside an address the path limit is stricter; an EHLO name has only this.
+    if lit.len() > MAX_DOMAIN {
+        return Err(AddressError::TooLong { what, len: lit.len(), max: MAX_DOMAIN });
+    }
     let inner = lit
         .strip_prefix('[')
         .and_then(|s| s.strip_suffix(']'))
@@ -465,5 +470,10 @@ mod tests {
         assert!(EhloName::new("x\r\nMAIL FROM:<a@b>").is_err());
         assert_eq!(EhloName::from_ip("127.0.0.1".parse().unwrap()).as_str(), "[127.0.0.1]");
         assert_eq!(EhloName::from_ip("::1".parse().unwrap()).as_str(), "[IPv6:::1]");
+        // Found by the validators fuzz target: an address literal had no length limit.
+        let literal = format!("[{}]", "r".repeat(253));
+        assert!(EhloName::new(&literal).is_ok());
+        let too_long = format!("[{}]", "r".repeat(254));
+        assert!(matches!(EhloName::new(&too_long), Err(AddressError::TooLong { max: 255, .. })));
     }
 }

@@ -200,22 +200,19 @@ impl ReplyParser {
     pub fn parse(&mut self, buf: &[u8]) -> Result<Option<(Reply, usize)>, ReplyError> {
         loop {
             let rest = buf.get(self.pos..).unwrap_or_default();
-            let Some(nl) = memchr::memchr(b'\n', rest) else {
-                if rest.len() >= self.limits.max_line {
-                    return Err(ReplyError::LineTooLong(self.limits.max_line));
-                }
-                if self.pos + rest.len() > self.limits.max_reply {
-                    return Err(ReplyError::TooLarge(self.limits.max_reply));
-                }
-                return Ok(None);
+            let nl = memchr::memchr(b'\n', rest);
+            // Octets of this line seen so far; without its LF, `max_line` of them are already
+            // too many (the LF still has to come).
+            let (seen, line_over) = match nl {
+                Some(nl) => (nl + 1, nl + 1 > self.limits.max_line),
+                None => (rest.len(), rest.len() >= self.limits.max_line),
             };
+            let reply_over = self.pos + seen > self.limits.max_reply;
+            if line_over || reply_over {
+                return Err(self.limit_error(line_over, reply_over));
+            }
+            let Some(nl) = nl else { return Ok(None) };
             let raw_len = nl + 1;
-            if raw_len > self.limits.max_line {
-                return Err(ReplyError::LineTooLong(self.limits.max_line));
-            }
-            if self.pos + raw_len > self.limits.max_reply {
-                return Err(ReplyError::TooLarge(self.limits.max_reply));
-            }
             let line = rest.get(..nl).unwrap_or_default();
             // Servers should end lines with CRLF; a bare LF is accepted on input.
             let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -235,6 +232,20 @@ impl ReplyParser {
                 let reply = Reply::new(code, std::mem::take(&mut self.lines));
                 return Ok(Some((reply, used)));
             }
+        }
+    }
+
+    /// The limit a line broke. When it broke both, the one a reader fed one octet at a time
+    /// would hit first (the line limit on a tie), so the error does not depend on how the
+    /// input was split into reads.
+    fn limit_error(&self, line_over: bool, reply_over: bool) -> ReplyError {
+        // The line limit trips at octet `max_line` of the line, the reply limit at octet
+        // `max_reply - pos + 1`.
+        let line_first = self.pos + self.limits.max_line <= self.limits.max_reply + 1;
+        if line_over && (!reply_over || line_first) {
+            ReplyError::LineTooLong(self.limits.max_line)
+        } else {
+            ReplyError::TooLarge(self.limits.max_reply)
         }
     }
 
@@ -320,6 +331,19 @@ mod tests {
         let mut p = ReplyParser::new(ReplyLimits { max_lines: 100, ..limits });
         let long = b"250-0123456789\r\n".repeat(3);
         assert_eq!(p.parse(&long), Err(ReplyError::TooLarge(40)));
+    }
+
+    #[test]
+    fn a_line_over_both_limits_gives_the_same_error_however_it_is_split() {
+        // Found by the reply_parser fuzz target: trickled, the reply limit tripped first;
+        // in one read, the line limit was reported.
+        let limits = ReplyLimits { max_line: 24, max_lines: 4, max_reply: 64 };
+        let input = b"250-012345678901234567\r\n250-012345678901234567\r\n250-0123456789abcdefghijklmnop\r\n";
+        let whole = ReplyParser::new(limits).parse(input);
+        assert_eq!(whole, Err(ReplyError::TooLarge(64)));
+        let mut p = ReplyParser::new(limits);
+        let trickled = (1..=input.len()).map(|n| p.parse(&input[..n])).find(|r| r.is_err()).unwrap();
+        assert_eq!(trickled, whole);
     }
 
     #[test]

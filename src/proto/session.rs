@@ -826,7 +826,9 @@ impl Session {
         }
         // The command's own reply was popped from `in_flight`: report it to its caller here,
         // or `fail_all` would never see it and the caller would get `SessionClosed`.
-        if let Kind::Noop(op) | Kind::Vrfy(op) | Kind::Rset(Some(op)) = kind {
+        if let Kind::Noop(op) | Kind::Vrfy(op) | Kind::Custom(op) | Kind::Reehlo(op) | Kind::Rset(Some(op)) =
+            kind
+        {
             let err = Error::Rejected { phase, reply: reply.clone(), recipients: Vec::new() };
             self.events.push_back(Event::Command { id: op, result: Err(err) });
         }

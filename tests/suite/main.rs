@@ -5,6 +5,7 @@
 
 mod auth;
 mod driver;
+mod fuzz_corpus;
 mod hostile;
 mod interop;
 mod ledger;

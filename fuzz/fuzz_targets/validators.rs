@@ -1,0 +1,8 @@
+//! Fuzz target `validators`: the invariants live in `fuzz/checks/validators.rs`, shared with the corpus
+//! replay test in the main crate (`tests/suite/fuzz_corpus.rs`).
+#![no_main]
+
+#[path = "../checks/validators.rs"]
+mod check;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));
