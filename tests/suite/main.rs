@@ -5,5 +5,6 @@
 
 mod driver;
 mod interop;
+mod round_trips;
 mod smoke;
 mod support;
