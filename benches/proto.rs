@@ -229,9 +229,8 @@ fn run_session(script: &Script, envelope: &Envelope, body: &Bytes, messages: usi
         s.send_message(envelope.clone(), body.clone(), MessageOptions::default()).expect("valid message");
     }
     let mut done = 0;
-    let mut flights = 0usize;
     let bound = messages * (script.recipients + 4) + 4;
-    for _ in 0..bound {
+    for flights in 0..bound {
         while let Some(out) = s.poll_transmit(now) {
             wire += out.len();
         }
@@ -259,7 +258,6 @@ fn run_session(script: &Script, envelope: &Envelope, body: &Bytes, messages: usi
         } else {
             lockstep_reply(&mut s, now, script.recipients, flights);
         }
-        flights += 1;
     }
     assert_eq!(done, messages);
     black_box(wire);
