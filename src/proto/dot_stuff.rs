@@ -71,15 +71,47 @@ pub struct BodyInfo {
 /// assert!(matches!(analyze(b"a\nb", LineEndings::Reject), Err(BodyError::BareLineEnding { .. })));
 /// ```
 pub fn analyze(body: &[u8], policy: LineEndings) -> Result<BodyInfo, BodyError> {
-    if let Some(offset) = memchr::memchr(0, body) {
-        return Err(BodyError::Nul { offset });
+    let scan = scan(body);
+    if scan.nul {
+        if let Some(offset) = memchr::memchr(0, body) {
+            return Err(BodyError::Nul { offset });
+        }
     }
     // Most bodies are already CRLF-clean: check that in bulk, and find exact errors (or
     // count bare line endings) line by line only when it is not.
-    match analyze_clean(body) {
-        Some(info) => Ok(info),
+    let clean = scan.pairs_clean && body.first() != Some(&b'\n') && body.last() != Some(&b'\r');
+    match clean.then(|| clean_line_lengths(body)).flatten() {
+        Some(ends_with_crlf) => Ok(BodyInfo {
+            eight_bit: scan.eight_bit,
+            needs_normalization: false,
+            normalized_len: body.len() as u64,
+            ends_with_crlf,
+        }),
         None => analyze_lines(body, policy),
     }
+}
+
+/// What one pass over a body finds.
+struct Scan {
+    /// [`pairs_clean`] for the whole body.
+    pairs_clean: bool,
+    nul: bool,
+    eight_bit: bool,
+}
+
+/// One branch-free (vectorised) pass over adjacent octet pairs for what [`analyze`] needs.
+fn scan(body: &[u8]) -> Scan {
+    let (mut bad, mut nul, mut high) = (0u8, 0u8, 0u8);
+    for (&a, &b) in body.iter().zip(body.get(1..).unwrap_or_default()) {
+        bad |= u8::from(a == b'\r') ^ u8::from(b == b'\n');
+        nul |= u8::from(a == 0);
+        high |= a;
+    }
+    if let Some(&last) = body.last() {
+        nul |= u8::from(last == 0);
+        high |= last;
+    }
+    Scan { pairs_clean: bad == 0, nul: nul != 0, eight_bit: high & 0x80 != 0 }
 }
 
 /// True when, inside `bytes`, every CR is followed by LF and every LF is preceded by CR.
@@ -104,35 +136,23 @@ fn pairs_clean(bytes: &[u8]) -> bool {
     true
 }
 
-/// [`analyze`] for a body with no bare CR or LF, or `None` when the body has one or a line
-/// is too long (the line-by-line pass then reports exactly what and where).
-fn analyze_clean(body: &[u8]) -> Option<BodyInfo> {
-    if body.first() == Some(&b'\n') || body.last() == Some(&b'\r') || !pairs_clean(body) {
-        return None;
-    }
-    // Line lengths: the last LF within the next MAX_LINE + 2 octets ends a run of lines
-    // that are all short enough (each LF has its CR, so the first of them has at most
-    // MAX_LINE octets of text); no LF there means a line too long, or the unterminated tail.
+/// For a body with no bare CR or LF: whether it ends with CRLF, or `None` when a line is
+/// too long (the line-by-line pass then reports exactly which).
+fn clean_line_lengths(body: &[u8]) -> Option<bool> {
+    // The last LF within the next MAX_LINE + 2 octets ends a run of lines that are all
+    // short enough (each LF has its CR, so the first of them has at most MAX_LINE octets of
+    // text); no LF there means a line too long, or the unterminated tail.
     let mut start = 0;
-    let mut ends_with_crlf = true;
     while start < body.len() {
         let end = (start + MAX_LINE + 2).min(body.len());
         let window = body.get(start..end)?;
         match memchr::memrchr(b'\n', window) {
             Some(i) => start += i + 1,
-            None if end == body.len() && window.len() <= MAX_LINE => {
-                ends_with_crlf = false;
-                break;
-            }
+            None if end == body.len() && window.len() <= MAX_LINE => return Some(false),
             None => return None,
         }
     }
-    Some(BodyInfo {
-        eight_bit: !body.is_ascii(),
-        needs_normalization: false,
-        normalized_len: body.len() as u64,
-        ends_with_crlf,
-    })
+    Some(true)
 }
 
 /// [`analyze`] line by line: exact errors, and the count of bare line endings.
