@@ -40,6 +40,9 @@ const READ_BUF: usize = 16 * 1024;
 pub(crate) struct Driver {
     pub session: Session,
     io: Transport,
+    /// Read buffer: every read is fed to the session at once, so it holds nothing between
+    /// reads. Allocated on first use and released when the session goes idle, so an idle
+    /// connection (in a pool, say) does not keep READ_BUF octets.
     buf: Box<[u8]>,
     tls: Option<TlsTarget>,
     trace: Option<TraceSink>,
@@ -56,7 +59,13 @@ pub(crate) fn now() -> std::time::Instant {
 
 impl Driver {
     pub fn new(session: Session, io: Transport, tls: Option<TlsTarget>, trace: Option<TraceSink>) -> Self {
-        Self { session, io, buf: vec![0; READ_BUF].into_boxed_slice(), tls, trace }
+        Self { session, io, buf: Box::default(), tls, trace }
+    }
+
+    fn ensure_buf(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = vec![0; READ_BUF].into_boxed_slice();
+        }
     }
 
     /// Performs a TLS handshake on the current (plain) transport.
@@ -84,7 +93,15 @@ impl Driver {
 
     /// Runs the session until `pick` takes an event, or until the session is idle or
     /// closed (then `None`).
-    pub async fn run_until<T>(&mut self, mut pick: impl FnMut(Event) -> Option<T>) -> Option<T> {
+    pub async fn run_until<T>(&mut self, pick: impl FnMut(Event) -> Option<T>) -> Option<T> {
+        let found = self.run(pick).await;
+        if matches!(self.session.wants(), Want::Idle | Want::Closed) {
+            self.buf = Box::default();
+        }
+        found
+    }
+
+    async fn run<T>(&mut self, mut pick: impl FnMut(Event) -> Option<T>) -> Option<T> {
         loop {
             while let Some(event) = self.session.poll_event() {
                 if let Some(found) = pick(event) {
@@ -133,6 +150,7 @@ impl Driver {
 
     /// Reads once, bounded by the session's deadline for the awaited reply.
     async fn read(&mut self) {
+        self.ensure_buf();
         let deadline = self.session.poll_timeout().map(Instant::from_std);
         let read = async {
             let mut rb = ReadBuf::new(&mut self.buf);
@@ -159,6 +177,7 @@ impl Driver {
     /// Writes `bytes` whole, reading at the same time: a server may reply early (a 550
     /// during DATA, then stop reading) and its words beat a broken pipe.
     async fn write(&mut self, bytes: Bytes) {
+        self.ensure_buf();
         let deadline = Instant::now() + self.session.config().timeouts.data_block;
         let mut written = 0;
         let mut reading = true;
@@ -224,6 +243,7 @@ impl Driver {
 
     /// After a failed write, reads what the server may already have said, briefly.
     async fn drain_after_write_error(&mut self) {
+        self.ensure_buf();
         let deadline = Instant::now() + std::time::Duration::from_millis(200);
         for _ in 0..16 {
             let mut rb = ReadBuf::new(&mut self.buf);

@@ -71,9 +71,92 @@ pub struct BodyInfo {
 /// assert!(matches!(analyze(b"a\nb", LineEndings::Reject), Err(BodyError::BareLineEnding { .. })));
 /// ```
 pub fn analyze(body: &[u8], policy: LineEndings) -> Result<BodyInfo, BodyError> {
-    if let Some(offset) = memchr::memchr(0, body) {
-        return Err(BodyError::Nul { offset });
+    let scan = scan(body);
+    if scan.nul {
+        if let Some(offset) = memchr::memchr(0, body) {
+            return Err(BodyError::Nul { offset });
+        }
     }
+    // Most bodies are already CRLF-clean: check that in bulk, and find exact errors (or
+    // count bare line endings) line by line only when it is not.
+    let clean = scan.pairs_clean && body.first() != Some(&b'\n') && body.last() != Some(&b'\r');
+    match clean.then(|| clean_line_lengths(body)).flatten() {
+        Some(ends_with_crlf) => Ok(BodyInfo {
+            eight_bit: scan.eight_bit,
+            needs_normalization: false,
+            normalized_len: body.len() as u64,
+            ends_with_crlf,
+        }),
+        None => analyze_lines(body, policy),
+    }
+}
+
+/// What one pass over a body finds.
+struct Scan {
+    /// [`pairs_clean`] for the whole body.
+    pairs_clean: bool,
+    nul: bool,
+    eight_bit: bool,
+}
+
+/// One branch-free (vectorised) pass over adjacent octet pairs for what [`analyze`] needs.
+fn scan(body: &[u8]) -> Scan {
+    let (mut bad, mut nul, mut high) = (0u8, 0u8, 0u8);
+    for (&a, &b) in body.iter().zip(body.get(1..).unwrap_or_default()) {
+        bad |= u8::from(a == b'\r') ^ u8::from(b == b'\n');
+        nul |= u8::from(a == 0);
+        high |= a;
+    }
+    if let Some(&last) = body.last() {
+        nul |= u8::from(last == 0);
+        high |= last;
+    }
+    Scan { pairs_clean: bad == 0, nul: nul != 0, eight_bit: high & 0x80 != 0 }
+}
+
+/// True when, inside `bytes`, every CR is followed by LF and every LF is preceded by CR.
+/// Only adjacent pairs within `bytes` are looked at: whether the first octet is an LF or
+/// the last a CR is the caller's business. Branch-free over blocks so it vectorises.
+fn pairs_clean(bytes: &[u8]) -> bool {
+    const BLOCK: usize = 4096;
+    let mut start = 0;
+    while start + 1 < bytes.len() {
+        let end = (start + BLOCK + 1).min(bytes.len());
+        let block = bytes.get(start..end).unwrap_or_default();
+        let next = block.get(1..).unwrap_or_default();
+        let bad = block
+            .iter()
+            .zip(next)
+            .fold(0u8, |acc, (&a, &b)| acc | (u8::from(a == b'\r') ^ u8::from(b == b'\n')));
+        if bad != 0 {
+            return false;
+        }
+        start = end - 1;
+    }
+    true
+}
+
+/// For a body with no bare CR or LF: whether it ends with CRLF, or `None` when a line is
+/// too long (the line-by-line pass then reports exactly which).
+fn clean_line_lengths(body: &[u8]) -> Option<bool> {
+    // The last LF within the next MAX_LINE + 2 octets ends a run of lines that are all
+    // short enough (each LF has its CR, so the first of them has at most MAX_LINE octets of
+    // text); no LF there means a line too long, or the unterminated tail.
+    let mut start = 0;
+    while start < body.len() {
+        let end = (start + MAX_LINE + 2).min(body.len());
+        let window = body.get(start..end)?;
+        match memchr::memrchr(b'\n', window) {
+            Some(i) => start += i + 1,
+            None if end == body.len() && window.len() <= MAX_LINE => return Some(false),
+            None => return None,
+        }
+    }
+    Some(true)
+}
+
+/// [`analyze`] line by line: exact errors, and the count of bare line endings.
+fn analyze_lines(body: &[u8], policy: LineEndings) -> Result<BodyInfo, BodyError> {
     let mut added = 0u64;
     let mut line = 1usize;
     let mut start = 0usize;
@@ -162,6 +245,26 @@ impl DotStuffer {
                 rest = tail;
             }
         }
+        if let Some((text, held_cr)) = clean_piece(rest) {
+            // No bare line ending: only lines that start with a dot need work, and a
+            // substring search finds them; everything else is copied in runs.
+            out.reserve(text.len() + 16);
+            if self.at_line_start && text.first() == Some(&b'.') {
+                out.push(b'.');
+            }
+            let mut copied = 0;
+            for i in memchr::memmem::find_iter(text, b"\n.") {
+                out.extend_from_slice(text.get(copied..=i).unwrap_or_default());
+                out.push(b'.');
+                copied = i + 1;
+            }
+            out.extend_from_slice(text.get(copied..).unwrap_or_default());
+            if let Some(&last) = text.last() {
+                self.at_line_start = last == b'\n';
+            }
+            self.pending_cr = held_cr;
+            return;
+        }
         while !rest.is_empty() {
             if self.at_line_start && rest.first() == Some(&b'.') {
                 out.push(b'.');
@@ -204,6 +307,20 @@ impl DotStuffer {
     }
 }
 
+/// A piece of body (after a CR held back from the previous piece was resolved) with no bare
+/// CR or LF: its text, without a final CR, which is held back because only the next octet
+/// tells whether it is bare. `None` when the piece needs the line-by-line path.
+fn clean_piece(piece: &[u8]) -> Option<(&[u8], bool)> {
+    // A leading LF here has no CR before it (a held-back CR was resolved by the caller).
+    if piece.first() == Some(&b'\n') || !pairs_clean(piece) {
+        return None;
+    }
+    Some(match piece.split_last() {
+        Some((b'\r', text)) => (text, true),
+        _ => (piece, false),
+    })
+}
+
 /// Normalises line endings without dot-stuffing, for BDAT (RFC 3030 sends data as is).
 #[derive(Clone, Debug, Default)]
 pub struct Normalizer {
@@ -223,6 +340,11 @@ impl Normalizer {
             if let Some((b'\n', tail)) = rest.split_first() {
                 rest = tail;
             }
+        }
+        if let Some((text, held_cr)) = clean_piece(rest) {
+            out.extend_from_slice(text);
+            self.pending_cr = held_cr;
+            return;
         }
         while let Some(i) = memchr::memchr2(b'\r', b'\n', rest) {
             out.extend_from_slice(rest.get(..i).unwrap_or_default());
@@ -362,6 +484,102 @@ mod tests {
             n.encode(body, &mut out);
             n.finish(&mut out);
             assert_eq!(out.len() as u64, analyze(body, LineEndings::Normalize).unwrap().normalized_len);
+        }
+    }
+
+    /// Line-ending normalisation spelled out.
+    fn normalize_ref(body: &[u8]) -> Vec<u8> {
+        let mut norm = Vec::new();
+        let mut i = 0;
+        while i < body.len() {
+            match (body[i], body.get(i + 1)) {
+                (b'\r', Some(b'\n')) => i += 2,
+                (b'\r' | b'\n', _) => i += 1,
+                (b, _) => {
+                    norm.push(b);
+                    i += 1;
+                    continue;
+                }
+            }
+            norm.extend_from_slice(b"\r\n");
+        }
+        norm
+    }
+
+    /// The DATA encoding spelled out: normalise, stuff each line, terminate.
+    fn reference(body: &[u8]) -> Vec<u8> {
+        let norm = normalize_ref(body);
+        let mut out = Vec::new();
+        for line in norm.split_inclusive(|&b| b == b'\n') {
+            if line.starts_with(b".") {
+                out.push(b'.');
+            }
+            out.extend_from_slice(line);
+        }
+        let end: &[u8] = if norm.is_empty() || norm.ends_with(b"\r\n") { b".\r\n" } else { b"\r\n.\r\n" };
+        out.extend_from_slice(end);
+        out
+    }
+
+    /// Every body of up to 7 octets over `a . CR LF`.
+    fn small_bodies() -> impl Iterator<Item = Vec<u8>> {
+        const ALPHABET: [u8; 4] = [b'a', b'.', b'\r', b'\n'];
+        (0..=7u32).flat_map(|len| {
+            (0..4usize.pow(len)).map(move |mut n| {
+                (0..len)
+                    .map(|_| {
+                        let b = ALPHABET[n % 4];
+                        n /= 4;
+                        b
+                    })
+                    .collect()
+            })
+        })
+    }
+
+    #[test]
+    fn fast_paths_match_the_reference_on_every_small_body() {
+        for body in small_bodies() {
+            let want = reference(&body);
+            assert_eq!(stuff(&body), want, "whole {body:?}");
+            // In pieces of 1, 2 and 3 octets: clean and unclean pieces alternate.
+            for size in 1..=3 {
+                let mut out = Vec::new();
+                let mut s = DotStuffer::new();
+                for piece in body.chunks(size) {
+                    s.encode(piece, &mut out);
+                }
+                s.finish(&mut out);
+                assert_eq!(out, want, "pieces of {size}: {body:?}");
+                let mut norm = Vec::new();
+                let mut n = Normalizer::default();
+                for piece in body.chunks(size) {
+                    n.encode(piece, &mut norm);
+                }
+                n.finish(&mut norm);
+                assert_eq!(norm, normalize_ref(&body), "normalizer, pieces of {size}: {body:?}");
+            }
+            for policy in [LineEndings::Normalize, LineEndings::Reject] {
+                assert_eq!(analyze(&body, policy), analyze_lines(&body, policy), "{body:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn clean_analysis_finds_long_lines_anywhere() {
+        let line = |n: usize| {
+            let mut l = vec![b'x'; n];
+            l.extend_from_slice(b"\r\n");
+            l
+        };
+        for lens in [[998, 5, 998], [5, 999, 5], [997, 998, 999], [0, 0, 998], [1, 998, 0], [500, 499, 998]] {
+            for tail in [0, 1, 998, 999] {
+                let mut body: Vec<u8> = lens.iter().flat_map(|&n| line(n)).collect();
+                body.extend(std::iter::repeat_n(b'y', tail));
+                for policy in [LineEndings::Normalize, LineEndings::Reject] {
+                    assert_eq!(analyze(&body, policy), analyze_lines(&body, policy), "{lens:?} + {tail}");
+                }
+            }
         }
     }
 

@@ -12,6 +12,7 @@ mod ledger;
 mod mime;
 mod mime_delivery;
 mod parity;
+mod round_trips;
 mod session;
 mod smoke;
 mod smuggling;
