@@ -475,6 +475,23 @@ impl Client {
         Ok(())
     }
 
+    /// Checks an idle connection without waiting: reads anything the server sent since the
+    /// last reply (a close, an unsolicited `421`) and returns [`Client::is_reusable`].
+    ///
+    /// A connection that sat idle may have been dropped by the server; without this the
+    /// next message would find out half way through its transaction. Costs one
+    /// non-blocking read; a pool calls it before every reuse.
+    pub async fn check_idle(&mut self) -> bool {
+        if self.busy || !self.driver.session.is_idle_and_clean() {
+            return false;
+        }
+        self.driver.absorb_idle_input().await;
+        // Events from a close (its error) are of no use to anyone now; drop them so they
+        // do not linger in the queue.
+        while self.driver.session.poll_event().is_some() {}
+        self.is_reusable()
+    }
+
     /// The server's capabilities from the latest EHLO.
     pub fn capabilities(&self) -> &Capabilities {
         self.driver.session.capabilities()
