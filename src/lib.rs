@@ -22,3 +22,7 @@ pub mod testing;
 pub use client::{Client, ClientBuilder, Connector, SmtpUrl};
 #[cfg(feature = "client")]
 pub use driver::transport::Stream;
+#[cfg(feature = "pool")]
+pub mod pool;
+#[cfg(feature = "pool")]
+pub use pool::{Pool, PoolError};

@@ -5,5 +5,6 @@
 
 mod driver;
 mod interop;
+mod pool;
 mod smoke;
 mod support;
