@@ -475,6 +475,21 @@ impl Client {
         Ok(())
     }
 
+    /// Completes what the session queued on its own, such as the `RSET` that follows a
+    /// failed transaction, and returns [`Client::is_reusable`]. Without it, a connection
+    /// whose last message failed still has that `RSET` outstanding and a pool would have
+    /// to close it. Costs one round trip, only when something is outstanding.
+    pub async fn settle(&mut self) -> bool {
+        if self.enter().is_err() {
+            return false;
+        }
+        // Nothing the caller waits for is queued, so no event is picked: this runs until
+        // the session is idle or closed.
+        let _ = self.driver.run_until(|_| None::<()>).await;
+        self.busy = false;
+        self.is_reusable()
+    }
+
     /// Checks an idle connection without waiting: reads anything the server sent since the
     /// last reply (a close, an unsolicited `421`) and returns [`Client::is_reusable`].
     ///
