@@ -525,6 +525,7 @@ impl PooledClient {
     ) -> Result<SendReport, Error> {
         let result = self.conn().client.send_with(envelope, message, options).await;
         self.count(std::slice::from_ref(&result));
+        self.settle().await;
         result
     }
 
@@ -535,7 +536,18 @@ impl PooledClient {
     {
         let results = self.conn().client.send_many(messages).await;
         self.count(&results);
+        self.settle().await;
         results
+    }
+
+    /// After a failed transaction the session has an `RSET` outstanding; finish it now so
+    /// the connection can go back to the pool (RELIABILITY.md: reused only after the
+    /// `RSET` succeeds).
+    async fn settle(&mut self) {
+        let client = &mut self.conn().client;
+        if !client.is_reusable() {
+            client.settle().await;
+        }
     }
 
     /// Sends `NOOP` (see [`Client::noop`]).

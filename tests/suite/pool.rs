@@ -69,9 +69,8 @@ fn noops(server: &TestServer) -> usize {
 
 #[tokio::test(start_paused = true)]
 async fn connection_closed_by_server_while_idle_is_replaced() {
-    let server = Arc::new(
-        TestServer::builder().idle_timeout(Some(Duration::from_secs(30))).start().await.unwrap(),
-    );
+    let server =
+        Arc::new(TestServer::builder().idle_timeout(Some(Duration::from_secs(30))).start().await.unwrap());
     let pool = memory_pool(&server, Timeouts::default()).probe_after(None).idle_timeout(None).build();
     let env = envelope(&["a@example.com"]);
     pool.get().await.unwrap().send(&env, message(0)).await.unwrap();
@@ -162,7 +161,10 @@ async fn a_timed_out_connection_never_comes_back() {
     assert!(matches!(&err, Error::Ambiguous { cause, .. } if matches!(**cause, Error::Timeout(_))), "{err}");
     pool.get().await.unwrap().send(&env, message(1)).await.unwrap();
     let stats = pool.stats();
-    assert_eq!((stats.opened, stats.reused, stats.discarded, stats.messages, stats.failures), (2, 0, 1, 1, 1));
+    assert_eq!(
+        (stats.opened, stats.reused, stats.discarded, stats.messages, stats.failures),
+        (2, 0, 1, 1, 1)
+    );
     drop(pool);
     stop(server).await;
 }
@@ -289,7 +291,8 @@ async fn shutdown_wakes_waiters_and_quits_idle_connections() {
 
 #[tokio::test]
 async fn max_messages_per_connection_and_exact_counters() {
-    let server = TestServer::builder().reject_recipient("bad@example.com", 550, "5.1.1 no").start().await.unwrap();
+    let server =
+        TestServer::builder().reject_recipient("bad@example.com", 550, "5.1.1 no").start().await.unwrap();
     let pool = tcp_pool(&server).max_connections(1).max_messages(Some(2)).build();
     let mut outgoing: Vec<Outgoing> =
         (0..5).map(|i| Outgoing::new(envelope(&["a@example.com"]), message(i))).collect();
@@ -309,13 +312,13 @@ async fn max_messages_per_connection_and_exact_counters() {
 
 #[tokio::test]
 async fn bulk_results_come_back_in_input_order_with_progress() {
-    let server = TestServer::builder().reject_recipient("r7@example.com", 550, "5.1.1 no").start().await.unwrap();
+    let server =
+        TestServer::builder().reject_recipient("r7@example.com", 550, "5.1.1 no").start().await.unwrap();
     let pool = tcp_pool(&server).max_connections(3).build();
     let outgoing: Vec<(Envelope, Bytes)> =
         (0..40).map(|i| (envelope(&[&format!("r{i}@example.com")]), message(i))).collect();
     let mut seen: Vec<Progress> = Vec::new();
-    let outcomes =
-        pool.send_all_with(outgoing, &BulkOptions::default().batch(4), |p| seen.push(*p)).await;
+    let outcomes = pool.send_all_with(outgoing, &BulkOptions::default().batch(4), |p| seen.push(*p)).await;
     assert_eq!(outcomes.len(), 40);
     for (i, o) in outcomes.iter().enumerate() {
         assert_eq!(o.is_sent(), i != 7, "message {i}: {:?}", o.error());
@@ -336,6 +339,8 @@ async fn bulk_results_come_back_in_input_order_with_progress() {
         assert_eq!(m.data, message(i));
     }
     assert!(server.connection_count() <= 3);
+    // The refused message left its connection clean (after RSET): nothing was discarded.
+    assert_eq!(pool.stats().discarded, 0);
     server.shutdown().await;
 }
 
