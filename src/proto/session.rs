@@ -1039,7 +1039,7 @@ impl Session {
         let Some(tx) = self.tx_mut(id) else { return };
         if reply.code() == ReplyCode::START_MAIL_INPUT {
             if tx.mail_ok() && tx.accepted() > 0 && tx.all_rcpts_known() {
-                let encoder = Encoder::Data(DotStuffer::new());
+                let encoder = Encoder::Data(DotStuffer::for_body(&tx.info));
                 self.body = Some(BodyState { id, offset: 0, encoder, paused: false });
             } else {
                 // RFC 2920 section 3.1: if every RCPT failed but DATA was accepted, "the client
