@@ -206,14 +206,16 @@ impl Pool {
     {
         let workers = options.concurrency.unwrap_or(usize::MAX).min(self.inner.config.max_connections).max(1);
         let batch = options.batch;
-        let (job_tx, job_rx) = mpsc::channel::<Job>(workers * batch);
+        // Jobs travel in batches: a worker takes a whole batch at once, so its connection
+        // pipelines them, and the tasks meet once per batch rather than once per message.
+        let (job_tx, job_rx) = mpsc::channel::<Vec<Job>>(workers);
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
         let job_rx = Arc::new(tokio::sync::Mutex::new(job_rx));
         // A JoinSet aborts its tasks when dropped: if the caller drops this future, no
         // worker goes on sending.
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..workers {
-            tasks.spawn(worker(self.clone(), job_rx.clone(), done_tx.clone(), batch));
+            tasks.spawn(worker(self.clone(), job_rx.clone(), done_tx.clone()));
         }
         drop(done_tx);
 
@@ -225,7 +227,10 @@ impl Pool {
         let (mut completed, mut failed) = (0usize, 0usize);
         let mut stop = false;
         loop {
-            if ready.is_empty() && !exhausted {
+            // A batch is at most `batch` jobs, and smaller when the input looks short, so
+            // a few messages still spread over the connections.
+            let fill = batch.min(input.size_hint().0.div_ceil(workers)).max(1);
+            while ready.len() < fill && !exhausted {
                 match input.next() {
                     Some(m) => {
                         let index = slots.len();
@@ -283,10 +288,9 @@ impl Pool {
                 permit = job_tx.reserve(), if !ready.is_empty() => {
                     match permit {
                         Ok(permit) => {
-                            if let Some(job) = ready.pop_front() {
-                                permit.send(job);
-                                in_flight += 1;
-                            }
+                            let jobs: Vec<Job> = ready.drain(..fill.min(ready.len())).collect();
+                            in_flight += jobs.len();
+                            permit.send(jobs);
                         }
                         Err(_) => stop = true,
                     }
@@ -380,25 +384,12 @@ fn nothing_committed(e: &PoolError) -> bool {
 
 async fn worker(
     pool: Pool,
-    jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
+    jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<Job>>>>,
     done: mpsc::UnboundedSender<Done>,
-    batch: usize,
 ) {
     loop {
-        let mut taken = Vec::with_capacity(batch);
-        {
-            let mut rx = jobs.lock().await;
-            match rx.recv().await {
-                Some(job) => taken.push(job),
-                None => return,
-            }
-            while taken.len() < batch {
-                match rx.try_recv() {
-                    Ok(job) => taken.push(job),
-                    Err(_) => break,
-                }
-            }
-        }
+        let next = jobs.lock().await.recv().await;
+        let Some(mut taken) = next else { return };
         // Bounded: each turn sends at least one job or fails them all.
         while !taken.is_empty() {
             let mut conn = match pool.get().await {
