@@ -1,7 +1,7 @@
 //! Bulk sending: many messages over the pool's connections, each connection pipelining
 //! batches with [`Client::send_many`](crate::Client::send_many), results in input order.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -190,9 +190,11 @@ impl Pool {
     /// connection broke or closed before its end of data was written) is retried once on
     /// another connection; nothing is ever resent after its final dot was written.
     ///
-    /// The input is read lazily, a bounded number of messages ahead of the connections.
-    /// Dropping the returned future stops the work; connections in mid-transaction are
-    /// then closed, not pooled.
+    /// The input is read lazily, a bounded number of messages ahead of the connections,
+    /// but every outcome is kept until the end: for very large sends use
+    /// [`Pool::send_each`], which hands each outcome over as it is known. Dropping the
+    /// returned future stops the work; connections in mid-transaction are then closed,
+    /// not pooled.
     pub async fn send_all_with<I, F>(
         &self,
         messages: I,
@@ -204,12 +206,57 @@ impl Pool {
         I::Item: Into<Outgoing>,
         F: FnMut(&Progress),
     {
+        let mut outcomes: Vec<Option<MessageOutcome>> = Vec::new();
+        let (mut completed, mut failed) = (0usize, 0usize);
+        self.send_each(messages, options, |index, outcome| {
+            let sent = outcome.is_sent();
+            completed += 1;
+            failed += usize::from(!sent);
+            progress(&Progress { index, sent, completed, failed });
+            if outcomes.len() <= index {
+                outcomes.resize_with(index + 1, || None);
+            }
+            if let Some(slot) = outcomes.get_mut(index) {
+                *slot = Some(outcome);
+            }
+        })
+        .await;
+        // `send_each` finishes every message it read, so no slot is empty.
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| MessageOutcome { transactions: vec![Err(PoolError::Closed)] }))
+            .collect()
+    }
+
+    /// Like [`Pool::send_all_with`], but hands each message's outcome to `finished`, with
+    /// its input position, as soon as it is known (in completion order) instead of keeping
+    /// them all: memory stays bounded by the messages in flight, whatever the input size.
+    /// Returns how many messages were sent and how many failed.
+    pub async fn send_each<I, F>(&self, messages: I, options: &BulkOptions, mut finished: F) -> BulkSummary
+    where
+        I: IntoIterator,
+        I::Item: Into<Outgoing>,
+        F: FnMut(usize, MessageOutcome),
+    {
+        let mut summary = BulkSummary::default();
+        let mut finish = |index: usize, mut slot: Slot| {
+            slot.transactions.sort_by_key(|(order, _)| *order);
+            let outcome =
+                MessageOutcome { transactions: slot.transactions.into_iter().map(|(_, r)| r).collect() };
+            if outcome.is_sent() {
+                summary.sent += 1;
+            } else {
+                summary.failed += 1;
+            }
+            finished(index, outcome);
+        };
+
         let workers = options.concurrency.unwrap_or(usize::MAX).min(self.inner.config.max_connections).max(1);
         let batch = options.batch;
         // Jobs travel in batches: a worker takes a whole batch at once, so its connection
         // pipelines them, and the tasks meet once per batch rather than once per message.
         let (job_tx, job_rx) = mpsc::channel::<Vec<Job>>(workers);
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Vec<Done>>();
         let job_rx = Arc::new(tokio::sync::Mutex::new(job_rx));
         // A JoinSet aborts its tasks when dropped: if the caller drops this future, no
         // worker goes on sending.
@@ -221,10 +268,11 @@ impl Pool {
 
         let mut input = messages.into_iter();
         let mut exhausted = false;
+        let mut next_index = 0usize;
         let mut ready: VecDeque<Job> = VecDeque::new();
-        let mut slots: Vec<Slot> = Vec::new();
+        // Messages read and not finished yet, by input position.
+        let mut slots: HashMap<usize, Slot> = HashMap::new();
         let mut in_flight = 0usize;
-        let (mut completed, mut failed) = (0usize, 0usize);
         let mut stop = false;
         loop {
             // A batch is at most `batch` jobs, and smaller when the input looks short, so
@@ -233,55 +281,54 @@ impl Pool {
             while ready.len() < fill && !exhausted {
                 match input.next() {
                     Some(m) => {
-                        let index = slots.len();
+                        let index = next_index;
+                        next_index += 1;
                         let jobs = split(index, Arc::new(m.into()), options.max_recipients);
-                        slots.push(Slot { transactions: Vec::new(), pending: jobs.len() });
+                        slots.insert(index, Slot { transactions: Vec::new(), pending: jobs.len() });
                         ready.extend(jobs);
                     }
                     None => exhausted = true,
                 }
             }
-            if ready.is_empty() && exhausted && in_flight == 0 {
-                break;
-            }
-            if stop {
+            if (ready.is_empty() && exhausted && in_flight == 0) || stop {
                 break;
             }
             tokio::select! {
                 // Results first: they free room and may add continuations.
                 biased;
                 done = done_rx.recv() => {
-                    let Some(Done { mut job, result }) = done else {
+                    let Some(done) = done else {
                         // Every worker is gone (a panic): fail what is left below.
                         stop = true;
                         continue;
                     };
-                    in_flight -= 1;
-                    let result = match result {
-                        Err(e) if !job.retried && nothing_committed(&e) => {
-                            job.retried = true;
-                            ready.push_front(job);
-                            continue;
-                        }
-                        Ok(mut report) => {
-                            if let Some(next) = continuation(&job, &mut report) {
-                                if let Some(slot) = slots.get_mut(job.index) {
-                                    slot.pending += 1;
-                                }
-                                ready.push_front(next);
+                    for Done { mut job, result } in done {
+                        in_flight -= 1;
+                        let result = match result {
+                            Err(e) if !job.retried && nothing_committed(&e) => {
+                                job.retried = true;
+                                ready.push_front(job);
+                                continue;
                             }
-                            Ok(report)
-                        }
-                        Err(e) => Err(e),
-                    };
-                    if let Some(slot) = slots.get_mut(job.index) {
-                        slot.transactions.push((job.order, result));
-                        slot.pending -= 1;
-                        if slot.pending == 0 {
-                            let sent = slot.transactions.iter().all(|(_, r)| r.is_ok());
-                            completed += 1;
-                            failed += usize::from(!sent);
-                            progress(&Progress { index: job.index, sent, completed, failed });
+                            Ok(mut report) => {
+                                if let Some(next) = continuation(&job, &mut report) {
+                                    if let Some(slot) = slots.get_mut(&job.index) {
+                                        slot.pending += 1;
+                                    }
+                                    ready.push_front(next);
+                                }
+                                Ok(report)
+                            }
+                            Err(e) => Err(e),
+                        };
+                        if let Some(slot) = slots.get_mut(&job.index) {
+                            slot.transactions.push((job.order, result));
+                            slot.pending -= 1;
+                            if slot.pending == 0 {
+                                if let Some(slot) = slots.remove(&job.index) {
+                                    finish(job.index, slot);
+                                }
+                            }
                         }
                     }
                 }
@@ -300,28 +347,28 @@ impl Pool {
         drop(job_tx);
         while tasks.join_next().await.is_some() {}
 
-        // Anything still unfinished lost its worker; say so rather than drop it.
-        for job in ready {
-            if let Some(slot) = slots.get_mut(job.index) {
-                slot.transactions.push((job.order, Err(PoolError::Closed)));
+        // Only if the workers are gone (a panic): whatever is unfinished gets an error
+        // rather than vanishing. Transactions still in flight are unknown, hence Closed.
+        let mut left: Vec<(usize, Slot)> = slots.into_iter().collect();
+        left.sort_by_key(|(index, _)| *index);
+        for (index, mut slot) in left {
+            for _ in 0..slot.pending {
+                slot.transactions.push(((usize::MAX, 0), Err(PoolError::Closed)));
             }
+            finish(index, slot);
         }
-        for (index, slot) in slots.iter_mut().enumerate() {
-            if slot.transactions.is_empty() {
-                slot.transactions.push(((0, 0), Err(PoolError::Closed)));
-                completed += 1;
-                failed += 1;
-                progress(&Progress { index, sent: false, completed, failed });
-            }
-        }
-        slots
-            .into_iter()
-            .map(|mut slot| {
-                slot.transactions.sort_by_key(|(order, _)| *order);
-                MessageOutcome { transactions: slot.transactions.into_iter().map(|(_, r)| r).collect() }
-            })
-            .collect()
+        summary
     }
+}
+
+/// How many messages a [`Pool::send_each`] call sent and how many failed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BulkSummary {
+    /// Messages whose every transaction was accepted ([`MessageOutcome::is_sent`]).
+    pub sent: usize,
+    /// The others.
+    pub failed: usize,
 }
 
 /// The message's transactions: one per chunk of at most `max` recipients.
@@ -385,7 +432,7 @@ fn nothing_committed(e: &PoolError) -> bool {
 async fn worker(
     pool: Pool,
     jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<Job>>>>,
-    done: mpsc::UnboundedSender<Done>,
+    done: mpsc::UnboundedSender<Vec<Done>>,
 ) {
     loop {
         let next = jobs.lock().await.recv().await;
@@ -395,9 +442,8 @@ async fn worker(
             let mut conn = match pool.get().await {
                 Ok(conn) => conn,
                 Err(e) => {
-                    for job in taken.drain(..) {
-                        let _ = done.send(Done { job, result: Err(e.clone()) });
-                    }
+                    let _ =
+                        done.send(taken.drain(..).map(|job| Done { job, result: Err(e.clone()) }).collect());
                     break;
                 }
             };
@@ -413,11 +459,16 @@ async fn worker(
                 .await;
             // Back to the pool before the results are handed over.
             drop(conn);
+            // One hand-over per batch: the caller's task wakes once, not once per message.
             let mut results = results.into_iter();
-            for job in taken.drain(..) {
-                let result = results.next().unwrap_or(Err(Error::SessionClosed)).map_err(PoolError::from);
-                let _ = done.send(Done { job, result });
-            }
+            let batch = taken
+                .drain(..)
+                .map(|job| {
+                    let result = results.next().unwrap_or(Err(Error::SessionClosed)).map_err(PoolError::from);
+                    Done { job, result }
+                })
+                .collect();
+            let _ = done.send(batch);
             taken = rest;
         }
     }

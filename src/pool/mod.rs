@@ -62,7 +62,7 @@ use crate::proto::params::MessageOptions;
 use crate::proto::reply::Reply;
 use crate::proto::session::SendReport;
 
-pub use bulk::{BulkOptions, MessageOutcome, Outgoing, Progress};
+pub use bulk::{BulkOptions, BulkSummary, MessageOutcome, Outgoing, Progress};
 
 /// Opens one ready connection; see [`Pool::builder_with_connect_fn`].
 pub type ConnectFn =

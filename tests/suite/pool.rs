@@ -432,3 +432,22 @@ async fn an_ambiguous_end_of_data_is_never_resent() {
     assert_eq!(server.connection_count(), 1);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn send_each_hands_over_every_outcome_once() {
+    let server =
+        TestServer::builder().reject_recipient("r3@example.com", 550, "5.1.1 no").start().await.unwrap();
+    let pool = tcp_pool(&server).max_connections(2).build();
+    let outgoing = (0..25).map(|i| Outgoing::new(envelope(&[&format!("r{i}@example.com")]), message(i)));
+    let mut seen = vec![0usize; 25];
+    let summary = pool
+        .send_each(outgoing, &BulkOptions::default().batch(4), |index, outcome| {
+            seen[index] += 1;
+            assert_eq!(outcome.is_sent(), index != 3, "message {index}");
+        })
+        .await;
+    assert_eq!(seen, vec![1; 25]);
+    assert_eq!((summary.sent, summary.failed), (24, 1));
+    assert_eq!(server.messages().len(), 24);
+    server.shutdown().await;
+}
