@@ -149,10 +149,18 @@ struct Job {
     index: usize,
     /// (recipient chunk, 452 continuation generation): sorts the message's transactions.
     order: (usize, usize),
-    envelope: Envelope,
+    /// The recipients of this transaction; `None`: all of the message's (the usual case,
+    /// which saves copying the envelope once more per message).
+    envelope: Option<Envelope>,
     message: Arc<Outgoing>,
     /// Retries after a failure that provably sent nothing (see `nothing_committed`).
     retried: bool,
+}
+
+impl Job {
+    fn envelope(&self) -> &Envelope {
+        self.envelope.as_ref().unwrap_or(&self.message.envelope)
+    }
 }
 
 struct Done {
@@ -375,8 +383,7 @@ pub struct BulkSummary {
 fn split(index: usize, message: Arc<Outgoing>, max: usize) -> Vec<Job> {
     let to = message.envelope.to();
     if to.len() <= max {
-        let envelope = message.envelope.clone();
-        return vec![Job { index, order: (0, 0), envelope, message, retried: false }];
+        return vec![Job { index, order: (0, 0), envelope: None, message, retried: false }];
     }
     let from = message.envelope.from().cloned();
     to.chunks(max)
@@ -384,7 +391,13 @@ fn split(index: usize, message: Arc<Outgoing>, max: usize) -> Vec<Job> {
         .filter_map(|(chunk, rcpts)| {
             // Cannot fail: the parts come from a valid envelope and the chunk is not empty.
             let envelope = Envelope::new(from.clone(), rcpts.to_vec()).ok()?;
-            Some(Job { index, order: (chunk, 0), envelope, message: message.clone(), retried: false })
+            Some(Job {
+                index,
+                order: (chunk, 0),
+                envelope: Some(envelope),
+                message: message.clone(),
+                retried: false,
+            })
         })
         .collect()
 }
@@ -400,15 +413,16 @@ fn continuation(job: &Job, report: &mut SendReport) -> Option<Job> {
         .filter(|r| r.reply.code() == TOO_MANY_RECIPIENTS)
         .map(|r| r.address.clone())
         .collect();
-    if deferred.is_empty() || deferred.len() >= job.envelope.to().len() {
+    let parent = job.envelope();
+    if deferred.is_empty() || deferred.len() >= parent.to().len() {
         return None;
     }
-    let envelope = Envelope::new(job.envelope.from().cloned(), deferred).ok()?;
+    let envelope = Envelope::new(parent.from().cloned(), deferred).ok()?;
     report.recipients.retain(|r| r.reply.code() != TOO_MANY_RECIPIENTS);
     Some(Job {
         index: job.index,
         order: (job.order.0, job.order.1 + 1),
-        envelope,
+        envelope: Some(envelope),
         message: job.message.clone(),
         retried: false,
     })
@@ -452,9 +466,9 @@ async fn worker(
             let rest = taken.split_off(room.clamp(1, taken.len()));
             let results = conn
                 .send_many(
-                    taken
-                        .iter()
-                        .map(|j| (j.envelope.clone(), j.message.message.clone(), j.message.options.clone())),
+                    taken.iter().map(|j| {
+                        (j.envelope().clone(), j.message.message.clone(), j.message.options.clone())
+                    }),
                 )
                 .await;
             // Back to the pool before the results are handed over.
