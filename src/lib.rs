@@ -27,3 +27,7 @@ pub use client::{Client, ClientBuilder, Connector, SmtpUrl};
 pub use driver::transport::Stream;
 #[cfg(feature = "mime")]
 pub use mime::{Message, MimeError};
+#[cfg(feature = "pool")]
+pub mod pool;
+#[cfg(feature = "pool")]
+pub use pool::{Pool, PoolError};

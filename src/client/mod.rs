@@ -621,6 +621,38 @@ impl Client {
         Ok(())
     }
 
+    /// Completes what the session queued on its own, such as the `RSET` that follows a
+    /// failed transaction, and returns [`Client::is_reusable`]. Without it, a connection
+    /// whose last message failed still has that `RSET` outstanding and a pool would have
+    /// to close it. Costs one round trip, only when something is outstanding.
+    pub async fn settle(&mut self) -> bool {
+        if self.enter().is_err() {
+            return false;
+        }
+        // Nothing the caller waits for is queued, so no event is picked: this runs until
+        // the session is idle or closed.
+        let _ = self.driver.run_until(|_| None::<()>).await;
+        self.busy = false;
+        self.is_reusable()
+    }
+
+    /// Checks an idle connection without waiting: reads anything the server sent since the
+    /// last reply (a close, an unsolicited `421`) and returns [`Client::is_reusable`].
+    ///
+    /// A connection that sat idle may have been dropped by the server; without this the
+    /// next message would find out half way through its transaction. Costs one
+    /// non-blocking read; a pool calls it before every reuse.
+    pub async fn check_idle(&mut self) -> bool {
+        if self.busy || !self.driver.session.is_idle_and_clean() {
+            return false;
+        }
+        self.driver.absorb_idle_input().await;
+        // Events from a close (its error) are of no use to anyone now; drop them so they
+        // do not linger in the queue.
+        while self.driver.session.poll_event().is_some() {}
+        self.is_reusable()
+    }
+
     /// The server's capabilities from the latest EHLO.
     pub fn capabilities(&self) -> &Capabilities {
         self.driver.session.capabilities()

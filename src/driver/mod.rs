@@ -258,6 +258,42 @@ impl Driver {
         }
     }
 
+    /// Without waiting, takes in whatever the server sent while nothing was outstanding (an
+    /// unsolicited `421`, a close) so the session can judge the connection before reuse.
+    /// Bounded: a server that keeps talking is stray input after the first read anyway.
+    pub async fn absorb_idle_input(&mut self) {
+        // An empty buffer would read as end of stream: borrow one for the check only.
+        self.ensure_buf();
+        self.drain_idle().await;
+        self.buf = Box::default();
+    }
+
+    async fn drain_idle(&mut self) {
+        for _ in 0..4 {
+            if self.session.is_closed() {
+                return;
+            }
+            let polled = {
+                let io = &mut self.io;
+                let buf = &mut self.buf;
+                poll_fn(|cx| {
+                    let mut rb = ReadBuf::new(&mut buf[..]);
+                    match Pin::new(&mut *io).poll_read(cx, &mut rb) {
+                        Poll::Ready(r) => Poll::Ready(Some(r.map(|()| rb.filled().len()))),
+                        Poll::Pending => Poll::Ready(None),
+                    }
+                })
+                .await
+            };
+            match polled {
+                None => return,
+                Some(Ok(0)) => self.session.handle_eof(),
+                Some(Ok(n)) => self.feed(n),
+                Some(Err(e)) => self.session.handle_error(io_error(e)),
+            }
+        }
+    }
+
     /// Closes the stream; errors are ignored (a TLS peer that drops the connection
     /// without close_notify after 221 is still a clean end).
     pub async fn shutdown(&mut self) {

@@ -12,6 +12,7 @@ mod ledger;
 mod mime;
 mod mime_delivery;
 mod parity;
+mod pool;
 mod round_trips;
 mod session;
 mod smoke;

@@ -1,0 +1,489 @@
+//! Bulk sending: many messages over the pool's connections, each connection pipelining
+//! batches with [`Client::send_many`](crate::Client::send_many), results in input order.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::{Pool, PoolError};
+use crate::proto::address::{Address, Envelope};
+use crate::proto::code::ReplyCode;
+use crate::proto::error::{Error, Phase};
+use crate::proto::params::MessageOptions;
+use crate::proto::session::{RecipientResult, SendReport};
+
+/// RFC 5321 4.5.3.1.8: "recipients buffer: The minimum total number of recipients that
+/// MUST be buffered is 100 recipients." More than that may be refused, so larger
+/// envelopes are split.
+const RFC_MIN_RECIPIENTS: usize = 100;
+
+/// RFC 5321 4.5.3.1.10: a server out of recipient slots answers `452`; "the client SHOULD
+/// ... send the remaining recipients in a new transaction".
+const TOO_MANY_RECIPIENTS: ReplyCode = ReplyCode(452);
+
+/// One message to send: envelope, content (headers and body, as for
+/// [`Client::send`](crate::Client::send)) and options.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    /// Sender and recipients.
+    pub envelope: Envelope,
+    /// The message: headers, blank line, body.
+    pub message: Bytes,
+    /// DSN and other per-message options.
+    pub options: MessageOptions,
+}
+
+impl Outgoing {
+    /// A message with default options.
+    pub fn new(envelope: Envelope, message: impl Into<Bytes>) -> Self {
+        Self { envelope, message: message.into(), options: MessageOptions::default() }
+    }
+
+    /// The same message with these options.
+    pub fn with_options(mut self, options: MessageOptions) -> Self {
+        self.options = options;
+        self
+    }
+}
+
+impl From<(Envelope, Bytes)> for Outgoing {
+    fn from((envelope, message): (Envelope, Bytes)) -> Self {
+        Self::new(envelope, message)
+    }
+}
+
+/// How [`Pool::send_all_with`] spreads the work.
+#[derive(Clone, Debug)]
+pub struct BulkOptions {
+    concurrency: Option<usize>,
+    batch: usize,
+    max_recipients: usize,
+}
+
+impl Default for BulkOptions {
+    fn default() -> Self {
+        Self { concurrency: None, batch: 32, max_recipients: RFC_MIN_RECIPIENTS }
+    }
+}
+
+impl BulkOptions {
+    /// Connections used at once (default: the pool's maximum, which also caps it).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = Some(n.max(1));
+        self
+    }
+
+    /// Messages pipelined per connection checkout (default 32). A reused connection needs
+    /// one round trip per message inside a batch, plus one to drain between batches.
+    pub fn batch(mut self, n: usize) -> Self {
+        self.batch = n.max(1);
+        self
+    }
+
+    /// Recipients per transaction (default 100, the minimum every server must accept);
+    /// a message with more is sent once per chunk.
+    pub fn max_recipients(mut self, n: usize) -> Self {
+        self.max_recipients = n.max(1);
+        self
+    }
+}
+
+/// What happened to one message of a bulk send.
+///
+/// A message usually takes one transaction. It takes several when its recipients were
+/// split ([`BulkOptions::max_recipients`]) or when the server answered `452` (too many
+/// recipients) and the rest went in a new transaction; recipients deferred that way are
+/// listed only in the transaction that finally carried them.
+#[derive(Clone, Debug)]
+pub struct MessageOutcome {
+    /// One result per transaction, in recipient order.
+    pub transactions: Vec<Result<SendReport, PoolError>>,
+}
+
+impl MessageOutcome {
+    /// True when every transaction was accepted by the server (some recipients may still
+    /// have been refused: see [`MessageOutcome::rejected`]).
+    pub fn is_sent(&self) -> bool {
+        !self.transactions.is_empty() && self.transactions.iter().all(Result::is_ok)
+    }
+
+    /// The first failed transaction's error.
+    pub fn error(&self) -> Option<&PoolError> {
+        self.transactions.iter().find_map(|t| t.as_ref().err())
+    }
+
+    /// Recipients that will get the message.
+    pub fn accepted(&self) -> impl Iterator<Item = &RecipientResult> {
+        self.reports().flat_map(SendReport::accepted)
+    }
+
+    /// Recipients the server refused in transactions that went through. Recipients of a
+    /// failed transaction are in its error ([`Error::recipients`]).
+    pub fn rejected(&self) -> impl Iterator<Item = &RecipientResult> {
+        self.reports().flat_map(SendReport::rejected)
+    }
+
+    fn reports(&self) -> impl Iterator<Item = &SendReport> {
+        self.transactions.iter().filter_map(|t| t.as_ref().ok())
+    }
+}
+
+/// Passed to the progress callback each time a message is finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// The message's position in the input.
+    pub index: usize,
+    /// Whether it was sent ([`MessageOutcome::is_sent`]).
+    pub sent: bool,
+    /// Messages finished so far, this one included.
+    pub completed: usize,
+    /// Of those, how many failed.
+    pub failed: usize,
+}
+
+/// One transaction to run.
+struct Job {
+    index: usize,
+    /// (recipient chunk, 452 continuation generation): sorts the message's transactions.
+    order: (usize, usize),
+    /// The recipients of this transaction; `None`: all of the message's (the usual case,
+    /// which saves copying the envelope once more per message).
+    envelope: Option<Envelope>,
+    message: Arc<Outgoing>,
+    /// Retries after a failure that provably sent nothing (see `nothing_committed`).
+    retried: bool,
+}
+
+impl Job {
+    fn envelope(&self) -> &Envelope {
+        self.envelope.as_ref().unwrap_or(&self.message.envelope)
+    }
+}
+
+struct Done {
+    job: Job,
+    result: Result<SendReport, PoolError>,
+}
+
+#[derive(Default)]
+struct Slot {
+    transactions: Vec<((usize, usize), Result<SendReport, PoolError>)>,
+    pending: usize,
+}
+
+impl Pool {
+    /// Sends every message over the pool with default [`BulkOptions`]; one outcome per
+    /// message, in input order. See [`Pool::send_all_with`].
+    pub async fn send_all<I>(&self, messages: I) -> Vec<MessageOutcome>
+    where
+        I: IntoIterator,
+        I::Item: Into<Outgoing>,
+    {
+        self.send_all_with(messages, &BulkOptions::default(), |_| {}).await
+    }
+
+    /// Sends every message over up to `options.concurrency` pooled connections and returns
+    /// one outcome per message, in input order; `progress` is called (on the caller's
+    /// task) as each message finishes.
+    ///
+    /// Each connection takes up to `options.batch` transactions at a time and pipelines
+    /// them with [`Client::send_many`](crate::Client::send_many): on a reused connection
+    /// that is one round trip per message. Envelopes with more than
+    /// `options.max_recipients` recipients are split into several transactions, and
+    /// recipients a server defers with `452` go in a new transaction once the others are
+    /// through. A transaction that failed before anything could be committed (the
+    /// connection broke or closed before its end of data was written) is retried once on
+    /// another connection; nothing is ever resent after its final dot was written.
+    ///
+    /// The input is read lazily, a bounded number of messages ahead of the connections,
+    /// but every outcome is kept until the end: for very large sends use
+    /// [`Pool::send_each`], which hands each outcome over as it is known. Dropping the
+    /// returned future stops the work; connections in mid-transaction are then closed,
+    /// not pooled.
+    pub async fn send_all_with<I, F>(
+        &self,
+        messages: I,
+        options: &BulkOptions,
+        mut progress: F,
+    ) -> Vec<MessageOutcome>
+    where
+        I: IntoIterator,
+        I::Item: Into<Outgoing>,
+        F: FnMut(&Progress),
+    {
+        let mut outcomes: Vec<Option<MessageOutcome>> = Vec::new();
+        let (mut completed, mut failed) = (0usize, 0usize);
+        self.send_each(messages, options, |index, outcome| {
+            let sent = outcome.is_sent();
+            completed += 1;
+            failed += usize::from(!sent);
+            progress(&Progress { index, sent, completed, failed });
+            if outcomes.len() <= index {
+                outcomes.resize_with(index + 1, || None);
+            }
+            if let Some(slot) = outcomes.get_mut(index) {
+                *slot = Some(outcome);
+            }
+        })
+        .await;
+        // `send_each` finishes every message it read, so no slot is empty.
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| MessageOutcome { transactions: vec![Err(PoolError::Closed)] }))
+            .collect()
+    }
+
+    /// Like [`Pool::send_all_with`], but hands each message's outcome to `finished`, with
+    /// its input position, as soon as it is known (in completion order) instead of keeping
+    /// them all: memory stays bounded by the messages in flight, whatever the input size.
+    /// Returns how many messages were sent and how many failed.
+    pub async fn send_each<I, F>(&self, messages: I, options: &BulkOptions, mut finished: F) -> BulkSummary
+    where
+        I: IntoIterator,
+        I::Item: Into<Outgoing>,
+        F: FnMut(usize, MessageOutcome),
+    {
+        let mut summary = BulkSummary::default();
+        let mut finish = |index: usize, mut slot: Slot| {
+            slot.transactions.sort_by_key(|(order, _)| *order);
+            let outcome =
+                MessageOutcome { transactions: slot.transactions.into_iter().map(|(_, r)| r).collect() };
+            if outcome.is_sent() {
+                summary.sent += 1;
+            } else {
+                summary.failed += 1;
+            }
+            finished(index, outcome);
+        };
+
+        let workers = options.concurrency.unwrap_or(usize::MAX).min(self.inner.config.max_connections).max(1);
+        let batch = options.batch;
+        // Jobs travel in batches: a worker takes a whole batch at once, so its connection
+        // pipelines them, and the tasks meet once per batch rather than once per message.
+        let (job_tx, job_rx) = mpsc::channel::<Vec<Job>>(workers);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Vec<Done>>();
+        let job_rx = Arc::new(tokio::sync::Mutex::new(job_rx));
+        // A JoinSet aborts its tasks when dropped: if the caller drops this future, no
+        // worker goes on sending.
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..workers {
+            tasks.spawn(worker(self.clone(), job_rx.clone(), done_tx.clone()));
+        }
+        drop(done_tx);
+
+        let mut input = messages.into_iter();
+        let mut exhausted = false;
+        let mut next_index = 0usize;
+        let mut ready: VecDeque<Job> = VecDeque::new();
+        // Messages read and not finished yet, by input position.
+        let mut slots: HashMap<usize, Slot> = HashMap::new();
+        let mut in_flight = 0usize;
+        let mut stop = false;
+        loop {
+            // A batch is at most `batch` jobs, and smaller when the input looks short, so
+            // a few messages still spread over the connections.
+            let fill = batch.min(input.size_hint().0.div_ceil(workers)).max(1);
+            while ready.len() < fill && !exhausted {
+                match input.next() {
+                    Some(m) => {
+                        let index = next_index;
+                        next_index += 1;
+                        let jobs = split(index, Arc::new(m.into()), options.max_recipients);
+                        slots.insert(index, Slot { transactions: Vec::new(), pending: jobs.len() });
+                        ready.extend(jobs);
+                    }
+                    None => exhausted = true,
+                }
+            }
+            if (ready.is_empty() && exhausted && in_flight == 0) || stop {
+                break;
+            }
+            tokio::select! {
+                // Results first: they free room and may add continuations.
+                biased;
+                done = done_rx.recv() => {
+                    let Some(done) = done else {
+                        // Every worker is gone (a panic): fail what is left below.
+                        stop = true;
+                        continue;
+                    };
+                    for Done { mut job, result } in done {
+                        in_flight -= 1;
+                        let result = match result {
+                            Err(e) if !job.retried && nothing_committed(&e) => {
+                                job.retried = true;
+                                ready.push_front(job);
+                                continue;
+                            }
+                            Ok(mut report) => {
+                                if let Some(next) = continuation(&job, &mut report) {
+                                    if let Some(slot) = slots.get_mut(&job.index) {
+                                        slot.pending += 1;
+                                    }
+                                    ready.push_front(next);
+                                }
+                                Ok(report)
+                            }
+                            Err(e) => Err(e),
+                        };
+                        if let Some(slot) = slots.get_mut(&job.index) {
+                            slot.transactions.push((job.order, result));
+                            slot.pending -= 1;
+                            if slot.pending == 0 {
+                                if let Some(slot) = slots.remove(&job.index) {
+                                    finish(job.index, slot);
+                                }
+                            }
+                        }
+                    }
+                }
+                permit = job_tx.reserve(), if !ready.is_empty() => {
+                    match permit {
+                        Ok(permit) => {
+                            let jobs: Vec<Job> = ready.drain(..fill.min(ready.len())).collect();
+                            in_flight += jobs.len();
+                            permit.send(jobs);
+                        }
+                        Err(_) => stop = true,
+                    }
+                }
+            }
+        }
+        drop(job_tx);
+        while tasks.join_next().await.is_some() {}
+
+        // Only if the workers are gone (a panic): whatever is unfinished gets an error
+        // rather than vanishing. Transactions still in flight are unknown, hence Closed.
+        let mut left: Vec<(usize, Slot)> = slots.into_iter().collect();
+        left.sort_by_key(|(index, _)| *index);
+        for (index, mut slot) in left {
+            for _ in 0..slot.pending {
+                slot.transactions.push(((usize::MAX, 0), Err(PoolError::Closed)));
+            }
+            finish(index, slot);
+        }
+        summary
+    }
+}
+
+/// How many messages a [`Pool::send_each`] call sent and how many failed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BulkSummary {
+    /// Messages whose every transaction was accepted ([`MessageOutcome::is_sent`]).
+    pub sent: usize,
+    /// The others.
+    pub failed: usize,
+}
+
+/// The message's transactions: one per chunk of at most `max` recipients.
+fn split(index: usize, message: Arc<Outgoing>, max: usize) -> Vec<Job> {
+    let to = message.envelope.to();
+    if to.len() <= max {
+        return vec![Job { index, order: (0, 0), envelope: None, message, retried: false }];
+    }
+    let from = message.envelope.from().cloned();
+    to.chunks(max)
+        .enumerate()
+        .filter_map(|(chunk, rcpts)| {
+            // Cannot fail: the parts come from a valid envelope and the chunk is not empty.
+            let envelope = Envelope::new(from.clone(), rcpts.to_vec()).ok()?;
+            Some(Job {
+                index,
+                order: (chunk, 0),
+                envelope: Some(envelope),
+                message: message.clone(),
+                retried: false,
+            })
+        })
+        .collect()
+}
+
+/// After an accepted transaction in which the server deferred some recipients with `452`,
+/// a new transaction for those; they are removed from `report` (they will be reported by
+/// the new one). Each continuation has fewer recipients than its parent, so the chain
+/// ends.
+fn continuation(job: &Job, report: &mut SendReport) -> Option<Job> {
+    let deferred: Vec<Address> = report
+        .recipients
+        .iter()
+        .filter(|r| r.reply.code() == TOO_MANY_RECIPIENTS)
+        .map(|r| r.address.clone())
+        .collect();
+    let parent = job.envelope();
+    if deferred.is_empty() || deferred.len() >= parent.to().len() {
+        return None;
+    }
+    let envelope = Envelope::new(parent.from().cloned(), deferred).ok()?;
+    report.recipients.retain(|r| r.reply.code() != TOO_MANY_RECIPIENTS);
+    Some(Job {
+        index: job.index,
+        order: (job.order.0, job.order.1 + 1),
+        envelope: Some(envelope),
+        message: job.message.clone(),
+        retried: false,
+    })
+}
+
+/// True when the transaction provably left nothing committed on the server and failed
+/// because of its connection, not because the server refused it: safe to run again on
+/// another connection. An ambiguous outcome (the end of data was written) never is.
+fn nothing_committed(e: &PoolError) -> bool {
+    match e {
+        PoolError::Smtp(Error::SessionClosed | Error::ConnectionClosed(_) | Error::Io(_)) => true,
+        // A 421 before the data: the server is closing this connection, not judging the
+        // message.
+        PoolError::Smtp(Error::Rejected {
+            phase: Phase::Mail | Phase::Rcpt | Phase::Data, reply, ..
+        }) => reply.code() == ReplyCode::SERVICE_NOT_AVAILABLE,
+        _ => false,
+    }
+}
+
+async fn worker(
+    pool: Pool,
+    jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<Job>>>>,
+    done: mpsc::UnboundedSender<Vec<Done>>,
+) {
+    loop {
+        let next = jobs.lock().await.recv().await;
+        let Some(mut taken) = next else { return };
+        // Bounded: each turn sends at least one job or fails them all.
+        while !taken.is_empty() {
+            let mut conn = match pool.get().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    let _ =
+                        done.send(taken.drain(..).map(|job| Done { job, result: Err(e.clone()) }).collect());
+                    break;
+                }
+            };
+            // A connection near its message limit takes only what it may still carry.
+            let room = usize::try_from(conn.remaining_messages()).unwrap_or(usize::MAX);
+            let rest = taken.split_off(room.clamp(1, taken.len()));
+            let results = conn
+                .send_many(
+                    taken.iter().map(|j| {
+                        (j.envelope().clone(), j.message.message.clone(), j.message.options.clone())
+                    }),
+                )
+                .await;
+            // Back to the pool before the results are handed over.
+            drop(conn);
+            // One hand-over per batch: the caller's task wakes once, not once per message.
+            let mut results = results.into_iter();
+            let batch = taken
+                .drain(..)
+                .map(|job| {
+                    let result = results.next().unwrap_or(Err(Error::SessionClosed)).map_err(PoolError::from);
+                    Done { job, result }
+                })
+                .collect();
+            let _ = done.send(batch);
+            taken = rest;
+        }
+    }
+}
