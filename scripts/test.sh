@@ -32,6 +32,8 @@ set -a
 # shellcheck source=/dev/null
 . "$interop/env"
 set +a
+# The venv's python (with dkimpy) for the DKIM tests' independent verifier.
+export SMTPKIT_PYTHON="$interop/venv/bin/python"
 
 "$interop/venv/bin/python" scripts/interop/smoke.py
 

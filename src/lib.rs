@@ -16,6 +16,8 @@ pub use proto::timeouts::Timeouts;
 
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "dkim")]
+pub mod dkim;
 #[cfg(feature = "client")]
 mod driver;
 #[cfg(feature = "testing")]

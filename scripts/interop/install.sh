@@ -65,3 +65,12 @@ if [[ ! -f $marker ]]; then
     "$venv/bin/pip" install -q --disable-pip-version-check 'aiosmtpd>=1.4,<1.5'
     touch "$marker"
 fi
+
+# dkimpy (with PyNaCl for ed25519-sha256): the independent DKIM verifier of
+# tests/suite/dkim.rs. Its own marker, so venvs made before it was added get it too.
+marker="$venv/.smtpkit-dkimpy-1.1"
+if [[ ! -f $marker ]]; then
+    echo "interop: installing dkimpy 1.1.x into the venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'dkimpy>=1.1,<1.2' 'pynacl>=1.5,<2'
+    touch "$marker"
+fi

@@ -4,6 +4,8 @@
 //! without it they print a SKIPPED notice and return.
 
 mod auth;
+#[cfg(feature = "dkim")]
+mod dkim;
 mod driver;
 mod fuzz_corpus;
 mod hostile;
