@@ -39,4 +39,25 @@ export SMTPKIT_PYTHON="$interop/venv/bin/python"
 
 status=0
 cargo test --all-features "$@" || status=$?
+
+# The examples whose contracts users and acceptance checks rely on, end to end: the embedded
+# server, then the real Postfix over STARTTLS + AUTH (a full run only, not a filtered one).
+if [ "$status" -eq 0 ] && [ $# -eq 0 ]; then
+  for ex in send compose fault_injection; do
+    if cargo run -q --all-features --example "$ex" > "$interop/example-$ex.log" 2>&1; then
+      echo "example $ex: ok (embedded server)"
+    else
+      echo "example $ex: FAILED"; cat "$interop/example-$ex.log"; status=1
+    fi
+  done
+  enc() { python3 -c 'import sys,urllib.parse;print(urllib.parse.quote(sys.argv[1],safe=""))' "$1"; }
+  url="smtp://$(enc "$SMTPKIT_POSTFIX_USER"):$(enc "$SMTPKIT_POSTFIX_PASSWORD")@localhost:${SMTPKIT_POSTFIX_STARTTLS##*:}"
+  if SMTP_URL="$url" SMTP_CA_FILE="$SMTPKIT_CA_FILE" MAIL_FROM=sender@example.test \
+     MAIL_TO=ok@example.test cargo run -q --all-features --example send > "$interop/example-send-postfix.log" 2>&1 \
+     && grep -q '^accepted ok@example.test 250' "$interop/example-send-postfix.log"; then
+    echo "example send: ok (postfix, STARTTLS + AUTH)"
+  else
+    echo "example send against postfix: FAILED"; cat "$interop/example-send-postfix.log"; status=1
+  fi
+fi
 exit "$status"
