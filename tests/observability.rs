@@ -70,6 +70,16 @@ fn spans_and_events_redact_auth_and_never_log_bodies() {
             let env = Envelope::parse("a@example.com", &["b@example.com"]).unwrap();
             client.send(&env, "Subject: x\r\n\r\nconfidential body text\r\n").await.unwrap();
             client.quit().await.unwrap();
+            // The pool's counters are events too.
+            let connector = Client::from_url(&server.url())
+                .unwrap()
+                .add_root_pem(server.ca_pem().as_bytes())
+                .unwrap()
+                .build()
+                .unwrap();
+            let pool = smtpkit::Pool::new(connector);
+            pool.get().await.unwrap().send(&env, "Subject: y\r\n\r\nz\r\n").await.unwrap();
+            pool.close().await;
         })
     });
     let all = lines.lock().unwrap().join("\n");
@@ -79,6 +89,8 @@ fn spans_and_events_redact_auth_and_never_log_bodies() {
     assert!(all.contains("S: 354"), "{all}");
     assert!(all.contains("AUTH PLAIN [redacted]") || all.contains("AUTH LOGIN"), "{all}");
     assert!(all.contains("message sent"), "{all}");
+    assert!(all.contains("event smtpkit::pool") && all.contains("counter=\"opened\" total=1"), "{all}");
+    assert!(all.contains("counter=\"messages\" total=1"), "{all}");
     assert!(!all.contains("hunter2"), "password leaked: {all}");
     assert!(!all.contains("AGFsaWNlAGh1bnRlcjItc2VjcmV0"), "AUTH payload leaked: {all}");
     assert!(!all.contains("confidential body"), "body leaked: {all}");

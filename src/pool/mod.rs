@@ -144,8 +144,17 @@ struct Counters {
     failures: AtomicU64,
 }
 
-fn bump(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
+/// Adds to a counter; with the `tracing` feature each change is also an event (target
+/// `smtpkit::pool`) carrying the counter's name and new total, for services that export
+/// metrics from their tracing pipeline.
+fn bump(c: &AtomicU64, n: u64, name: &'static str) {
+    let _total = c.fetch_add(n, Ordering::Relaxed) + n;
+    #[cfg(feature = "tracing")]
+    if n > 0 {
+        tracing::debug!(target: "smtpkit::pool", counter = name, total = _total, "pool counter");
+    }
+    #[cfg(not(feature = "tracing"))]
+    let _ = name;
 }
 
 /// Settings for a [`Pool`]; see each method for the default.
@@ -293,7 +302,7 @@ impl Inner {
     /// Closes a connection the pool no longer wants. A healthy one gets a polite `QUIT` in
     /// the background (bounded by the probe timeout); a broken one is just dropped.
     fn discard(&self, client: Client) {
-        bump(&self.counters.discarded, 1);
+        bump(&self.counters.discarded, 1, "discarded");
         if client.is_reusable() {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 let limit = self.config.probe_timeout;
@@ -371,7 +380,7 @@ impl Pool {
             let Some(mut idle) = candidate else { break };
             if let Some(ready) = self.revive(&mut idle, deadline).await {
                 if ready {
-                    bump(&self.inner.counters.reused, 1);
+                    bump(&self.inner.counters.reused, 1, "reused");
                     return Ok(PooledClient::new(idle, permit, self.inner.clone()));
                 }
             }
@@ -380,15 +389,15 @@ impl Pool {
         let opened = match timeout_at(deadline, (self.inner.connect)()).await {
             Ok(Ok(client)) => client,
             Ok(Err(e)) => {
-                bump(&self.inner.counters.connect_failures, 1);
+                bump(&self.inner.counters.connect_failures, 1, "connect_failures");
                 return Err(e.into());
             }
             Err(_) => {
-                bump(&self.inner.counters.connect_failures, 1);
+                bump(&self.inner.counters.connect_failures, 1, "connect_failures");
                 return Err(PoolError::Timeout(limit));
             }
         };
-        bump(&self.inner.counters.opened, 1);
+        bump(&self.inner.counters.opened, 1, "opened");
         let now = Instant::now();
         Ok(PooledClient::new(
             Idle { client: opened, born: now, since: now, messages: 0 },
@@ -411,7 +420,7 @@ impl Pool {
             return Some(false);
         }
         if c.probe_after.is_some_and(|t| idle_for >= t) {
-            bump(&self.inner.counters.probes, 1);
+            bump(&self.inner.counters.probes, 1, "probes");
             let limit = (Instant::now() + c.probe_timeout).min(deadline);
             return Some(matches!(timeout_at(limit, idle.client.noop()).await, Ok(Ok(r)) if r.is_positive()));
         }
@@ -460,7 +469,7 @@ impl Pool {
         let limit = self.inner.config.probe_timeout;
         let mut quits = tokio::task::JoinSet::new();
         for conn in idle {
-            bump(&self.inner.counters.discarded, 1);
+            bump(&self.inner.counters.discarded, 1, "discarded");
             quits.spawn(async move {
                 let _ = timeout(limit, conn.client.quit()).await;
             });
@@ -503,8 +512,8 @@ impl PooledClient {
     fn count<T>(&mut self, results: &[Result<T, Error>]) {
         self.conn().messages += results.len() as u64;
         let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
-        bump(&self.pool.counters.messages, ok);
-        bump(&self.pool.counters.failures, results.len() as u64 - ok);
+        bump(&self.pool.counters.messages, ok, "messages");
+        bump(&self.pool.counters.failures, results.len() as u64 - ok, "failures");
     }
 
     /// Sends one message (see [`Client::send`]).
