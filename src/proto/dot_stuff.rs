@@ -237,13 +237,8 @@ impl DotStuffer {
             return; // a held-back CR can only be resolved by the next octet
         }
         if self.pending_cr {
-            // A CR ended the previous piece: it pairs with a leading LF here, or was bare.
-            self.pending_cr = false;
-            out.extend_from_slice(b"\r\n");
+            rest = resolve_held_cr(&mut self.pending_cr, rest, out);
             self.at_line_start = true;
-            if let Some((b'\n', tail)) = rest.split_first() {
-                rest = tail;
-            }
         }
         if let Some((text, held_cr)) = clean_piece(rest) {
             // No bare line ending: only lines that start with a dot need work, and a
@@ -269,26 +264,22 @@ impl DotStuffer {
             if self.at_line_start && rest.first() == Some(&b'.') {
                 out.push(b'.');
             }
-            match memchr::memchr2(b'\r', b'\n', rest) {
+            match next_line_end(rest) {
                 None => {
                     out.extend_from_slice(rest);
                     self.at_line_start = false;
                     return;
                 }
-                Some(i) => {
+                Some((i, 0)) => {
                     out.extend_from_slice(rest.get(..i).unwrap_or_default());
-                    let tail = rest.get(i..).unwrap_or_default();
-                    let consumed = match tail {
-                        [b'\r', b'\n', ..] => 2,
-                        [b'\r'] => {
-                            self.pending_cr = true;
-                            return;
-                        }
-                        _ => 1,
-                    };
+                    self.pending_cr = true;
+                    return;
+                }
+                Some((i, len)) => {
+                    out.extend_from_slice(rest.get(..i).unwrap_or_default());
                     out.extend_from_slice(b"\r\n");
                     self.at_line_start = true;
-                    rest = tail.get(consumed..).unwrap_or_default();
+                    rest = rest.get(i + len..).unwrap_or_default();
                 }
             }
         }
@@ -310,6 +301,29 @@ impl DotStuffer {
 /// A piece of body (after a CR held back from the previous piece was resolved) with no bare
 /// CR or LF: its text, without a final CR, which is held back because only the next octet
 /// tells whether it is bare. `None` when the piece needs the line-by-line path.
+/// A CR that ended the previous piece is written as CRLF; it pairs with a leading LF of
+/// `rest` (skipped) or was bare. Returns what is left to encode.
+fn resolve_held_cr<'a>(held: &mut bool, rest: &'a [u8], out: &mut Vec<u8>) -> &'a [u8] {
+    *held = false;
+    out.extend_from_slice(b"\r\n");
+    match rest.split_first() {
+        Some((b'\n', tail)) => tail,
+        _ => rest,
+    }
+}
+
+/// The next line ending in `rest` as (offset, length): 2 for CRLF, 1 for a bare CR or LF,
+/// 0 for a CR that ends the piece (it may pair with an LF at the start of the next one).
+fn next_line_end(rest: &[u8]) -> Option<(usize, usize)> {
+    let i = memchr::memchr2(b'\r', b'\n', rest)?;
+    let len = match rest.get(i..) {
+        Some([b'\r', b'\n', ..]) => 2,
+        Some([b'\r']) => 0,
+        _ => 1,
+    };
+    Some((i, len))
+}
+
 fn clean_piece(piece: &[u8]) -> Option<(&[u8], bool)> {
     // A leading LF here has no CR before it (a held-back CR was resolved by the caller).
     if piece.first() == Some(&b'\n') || !pairs_clean(piece) {
@@ -335,30 +349,21 @@ impl Normalizer {
             return; // a held-back CR can only be resolved by the next octet
         }
         if self.pending_cr {
-            self.pending_cr = false;
-            out.extend_from_slice(b"\r\n");
-            if let Some((b'\n', tail)) = rest.split_first() {
-                rest = tail;
-            }
+            rest = resolve_held_cr(&mut self.pending_cr, rest, out);
         }
         if let Some((text, held_cr)) = clean_piece(rest) {
             out.extend_from_slice(text);
             self.pending_cr = held_cr;
             return;
         }
-        while let Some(i) = memchr::memchr2(b'\r', b'\n', rest) {
+        while let Some((i, len)) = next_line_end(rest) {
             out.extend_from_slice(rest.get(..i).unwrap_or_default());
-            let tail = rest.get(i..).unwrap_or_default();
-            let consumed = match tail {
-                [b'\r', b'\n', ..] => 2,
-                [b'\r'] => {
-                    self.pending_cr = true;
-                    return;
-                }
-                _ => 1,
-            };
+            if len == 0 {
+                self.pending_cr = true;
+                return;
+            }
             out.extend_from_slice(b"\r\n");
-            rest = tail.get(consumed..).unwrap_or_default();
+            rest = rest.get(i + len..).unwrap_or_default();
         }
         out.extend_from_slice(rest);
     }
