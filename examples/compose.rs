@@ -19,10 +19,13 @@
 //! 2 usage, 3 ambiguous, 4 connection/TLS/auth.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use smtpkit::testing::TestServer;
-use smtpkit::{Client, Error, Message, Reply};
+use smtpkit::{Client, Message};
+
+#[path = "common/outcome.rs"]
+mod outcome;
+use outcome::{exit_code_for, print_captured, report};
 
 /// A 1x1 transparent PNG.
 const LOGO: &[u8] = &[
@@ -128,76 +131,17 @@ async fn main() -> ExitCode {
         Err(e) => return fail(exit_code_for(&e), e),
     };
     let result = client.send_message(&message).await;
-    let code = report(&message, &result);
+    let code = report(message.envelope().to(), &result);
     if client.is_reusable() {
         let _ = client.quit().await;
     }
     if let Some(server) = embedded {
-        for m in server.wait_for_messages(1, Duration::from_secs(2)).await {
-            println!("--- the embedded server captured (from <{}> to {:?}):", m.mail_from, m.rcpt_to);
-            print!("{}", String::from_utf8_lossy(&m.data));
-            println!("--- end of message");
-        }
+        print_captured(&server).await;
         server.shutdown().await;
     }
     match (code, result) {
         (Some(c), _) => ExitCode::from(c),
         (None, Err(e)) => fail(exit_code_for(&e), e),
         (None, Ok(_)) => ExitCode::SUCCESS,
-    }
-}
-
-fn report(message: &Message, result: &Result<smtpkit::SendReport, Error>) -> Option<u8> {
-    match result {
-        Ok(report) => {
-            for r in &report.recipients {
-                if r.accepted() {
-                    println!("accepted {} {} {}", r.address, report.reply.code(), text(&report.reply));
-                } else {
-                    print_rejected(r.address.as_str(), &r.reply);
-                }
-            }
-            Some(if report.rejected().count() == 0 { 0 } else { 1 })
-        }
-        Err(Error::Ambiguous { cause, .. }) => {
-            println!("ambiguous {cause}");
-            Some(3)
-        }
-        Err(e @ (Error::Rejected { .. } | Error::RecipientsRejected { .. })) => {
-            for rcpt in message.envelope().to() {
-                let own = e.recipients().iter().find(|r| r.address == *rcpt);
-                match (own, e) {
-                    (Some(r), Error::RecipientsRejected { .. }) => print_rejected(rcpt.as_str(), &r.reply),
-                    (Some(r), _) if !r.accepted() => print_rejected(rcpt.as_str(), &r.reply),
-                    (_, Error::Rejected { reply, .. }) => print_rejected(rcpt.as_str(), reply),
-                    _ => {}
-                }
-            }
-            Some(1)
-        }
-        Err(_) => None,
-    }
-}
-
-fn text(reply: &Reply) -> String {
-    let t = reply.text().replace('\n', " ");
-    match reply.enhanced() {
-        Some(e) => format!("{e} {t}"),
-        None => t,
-    }
-}
-
-fn print_rejected(address: &str, reply: &Reply) {
-    let enhanced =
-        reply.enhanced().map_or_else(|| format!("{}.0.0", reply.code().class()), |e| e.to_string());
-    println!("rejected {address} {} {enhanced} {}", reply.code(), reply.text().replace('\n', " "));
-}
-
-fn exit_code_for(e: &Error) -> u8 {
-    match e {
-        Error::Config(_) | Error::Input(_) => 2,
-        Error::Ambiguous { .. } => 3,
-        Error::Rejected { .. } | Error::RecipientsRejected { .. } => 1,
-        _ => 4,
     }
 }

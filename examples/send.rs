@@ -31,11 +31,15 @@
 //! authentication failures.
 
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use smtpkit::proto::params::{EnvId, Notify, Ret};
 use smtpkit::testing::TestServer;
-use smtpkit::{Client, Envelope, Error, MessageOptions, Reply};
+use smtpkit::{Client, Envelope, MessageOptions};
+
+#[path = "common/outcome.rs"]
+mod outcome;
+use outcome::{exit_code_for, print_captured, report};
 
 struct Failure {
     code: u8,
@@ -107,7 +111,7 @@ async fn run() -> Result<u8, Failure> {
     let options = dsn_options()?;
     let mut client = builder.connect().await.map_err(|e| fail(exit_code_for(&e), e.to_string()))?;
     let result = client.send_with(&envelope, message, options).await;
-    let status = report(&envelope, &result);
+    let status = report(envelope.to(), &result);
     if client.is_reusable() {
         let _ = client.quit().await;
     }
@@ -147,72 +151,6 @@ fn env_or(name: &str, default: Option<&str>) -> Result<String, Failure> {
         None => {
             default.map(str::to_string).ok_or_else(|| fail(2, format!("{name} is required with SMTP_URL")))
         }
-    }
-}
-
-/// Prints one line per recipient; returns the exit code, or `None` for an error that has
-/// no per-recipient answer (printed by the caller).
-fn report(envelope: &Envelope, result: &Result<smtpkit::SendReport, Error>) -> Option<u8> {
-    match result {
-        Ok(report) => {
-            for r in &report.recipients {
-                if r.accepted() {
-                    println!("accepted {} {} {}", r.address, report.reply.code(), full_text(&report.reply));
-                } else {
-                    print_rejected(r.address.as_str(), &r.reply);
-                }
-            }
-            Some(if report.rejected().count() == 0 { 0 } else { 1 })
-        }
-        Err(Error::Ambiguous { cause, .. }) => {
-            println!("ambiguous {cause}");
-            Some(3)
-        }
-        Err(e @ (Error::Rejected { .. } | Error::RecipientsRejected { .. })) => {
-            for rcpt in envelope.to() {
-                let own = e.recipients().iter().find(|r| r.address == *rcpt);
-                match (own, e) {
-                    (Some(r), Error::RecipientsRejected { .. }) => print_rejected(rcpt.as_str(), &r.reply),
-                    (Some(r), _) if !r.accepted() => print_rejected(rcpt.as_str(), &r.reply),
-                    (_, Error::Rejected { reply, .. }) => print_rejected(rcpt.as_str(), reply),
-                    (_, _) => {}
-                }
-            }
-            Some(1)
-        }
-        Err(_) => None,
-    }
-}
-
-fn print_rejected(address: &str, reply: &Reply) {
-    let enhanced =
-        reply.enhanced().map_or_else(|| format!("{}.0.0", reply.code().class()), |e| e.to_string());
-    println!("rejected {address} {} {enhanced} {}", reply.code(), reply.text().replace('\n', " "));
-}
-
-fn full_text(reply: &Reply) -> String {
-    let text = reply.text().replace('\n', " ");
-    match reply.enhanced() {
-        Some(e) => format!("{e} {text}"),
-        None => text,
-    }
-}
-
-fn exit_code_for(e: &Error) -> u8 {
-    match e {
-        Error::Config(_) | Error::Input(_) => 2,
-        Error::Ambiguous { .. } => 3,
-        Error::Rejected { .. } | Error::RecipientsRejected { .. } => 1,
-        _ => 4,
-    }
-}
-
-async fn print_captured(server: &TestServer) {
-    let messages = server.wait_for_messages(1, Duration::from_secs(2)).await;
-    for m in messages {
-        println!("--- the embedded server captured (from <{}> to {:?}):", m.mail_from, m.rcpt_to);
-        print!("{}", String::from_utf8_lossy(&m.data));
-        println!("--- end of message");
     }
 }
 
