@@ -5,6 +5,7 @@
 //! RFC 6531 extension for UTF-8).
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Why an address, domain or EHLO name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,10 +61,15 @@ pub const MAX_PATH: usize = 256;
 /// assert_eq!(a.as_str(), "alice@example.com");
 /// assert!("bob@exa\r\nmple.com".parse::<Address>().is_err());
 /// ```
+///
+/// Cheap to clone: the text is shared, so copying an envelope or a per-recipient result
+/// costs no allocation.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Address {
-    text: Box<str>,
+    text: Arc<str>,
     at: usize,
+    /// Non-ASCII text, which needs `SMTPUTF8`; decided once, asked for every message.
+    utf8: bool,
 }
 
 impl Address {
@@ -82,7 +88,7 @@ impl Address {
         let (local, domain) = (&text[..at], &text[at + 1..]);
         validate_local_part(local)?;
         validate_mail_domain(domain)?;
-        Ok(Self { text: text.into(), at })
+        Ok(Self { text: text.into(), at, utf8: !text.is_ascii() })
     }
 
     /// The address as text, without angle brackets.
@@ -102,7 +108,7 @@ impl Address {
 
     /// True when the address has non-ASCII characters and so needs `SMTPUTF8` (RFC 6531).
     pub fn needs_smtputf8(&self) -> bool {
-        !self.text.is_ascii()
+        self.utf8
     }
 }
 
@@ -316,10 +322,13 @@ impl fmt::Display for EhloName {
 ///
 /// The envelope is independent of the message headers: Bcc recipients appear here and
 /// nowhere in the message.
+///
+/// Cheap to clone: the recipient list is shared, so a bulk sender can hand the same
+/// envelope to many messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Envelope {
     from: Option<Address>,
-    to: Vec<Address>,
+    to: Arc<[Address]>,
 }
 
 /// Why an envelope could not be built.
@@ -351,7 +360,7 @@ impl Envelope {
                 unique.push(rcpt);
             }
         }
-        Ok(Self { from, to: unique })
+        Ok(Self { from, to: unique.into() })
     }
 
     /// Parses the sender and recipients from strings.

@@ -5,29 +5,45 @@
 //! length, line count and reply size, and treats "not enough bytes yet" as a normal result.
 
 use std::fmt;
+use std::sync::Arc;
 
 use super::code::ReplyCode;
 use super::enhanced::EnhancedStatus;
 
 /// A complete server reply: its code and the text of each line.
+///
+/// Cheap to clone: the text is shared, so a reply copied into a report or an error costs
+/// no allocation.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Reply {
     code: ReplyCode,
-    lines: Vec<Box<[u8]>>,
+    /// The line texts joined by LF, in one allocation (a received line cannot contain
+    /// an LF: it ends there).
+    text: Arc<[u8]>,
+    line_count: usize,
     enhanced: Option<EnhancedStatus>,
 }
 
 impl Reply {
     /// Builds a reply from a code and raw line texts; the enhanced status code is taken
-    /// from the first line when its class matches the reply's class.
+    /// from the first line when its class matches the reply's class. A line cannot hold
+    /// an LF (on the wire it would end the line): one that does is split there.
     pub fn new(code: ReplyCode, lines: Vec<Box<[u8]>>) -> Self {
-        let enhanced = lines
-            .first()
-            .and_then(|l| std::str::from_utf8(l).ok())
+        let text = lines.join(&b'\n');
+        let line_count = if lines.is_empty() { 0 } else { text.iter().filter(|&&b| b == b'\n').count() + 1 };
+        Self::joined(code, text.into(), line_count)
+    }
+
+    /// A reply from line texts already joined by LF.
+    fn joined(code: ReplyCode, text: Arc<[u8]>, line_count: usize) -> Self {
+        let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
+        let enhanced = std::str::from_utf8(first)
+            .ok()
+            .filter(|_| line_count > 0)
             .and_then(EnhancedStatus::parse_prefix)
             .map(|(s, _)| s)
             .filter(|s| u16::from(s.class) == code.class());
-        Self { code, lines, enhanced }
+        Self { code, text, line_count, enhanced }
     }
 
     /// Convenience for tests and servers: a one-line reply.
@@ -47,12 +63,12 @@ impl Reply {
 
     /// The raw text of each line (after the code and separator), exactly as received.
     pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
-        self.lines.iter().map(|l| &l[..])
+        self.text.split(|&b| b == b'\n').take(self.line_count)
     }
 
     /// Number of lines.
     pub fn line_count(&self) -> usize {
-        self.lines.len()
+        self.line_count
     }
 
     /// The text of all lines joined by `\n`, sanitised for display and logs: invalid
@@ -60,7 +76,7 @@ impl Reply {
     /// the first line is left out (see [`Reply::enhanced`]).
     pub fn text(&self) -> String {
         let mut out = String::new();
-        for (i, line) in self.lines.iter().enumerate() {
+        for (i, line) in self.lines().enumerate() {
             if i > 0 {
                 out.push('\n');
             }
@@ -178,13 +194,61 @@ pub struct ReplyParser {
     limits: ReplyLimits,
     pos: usize,
     code: Option<ReplyCode>,
-    lines: Vec<Box<[u8]>>,
+    /// The texts of the lines so far, joined by LF: the reply is then built with one
+    /// allocation, however many lines it has.
+    text: Vec<u8>,
+    line_count: usize,
+    recent: RecentTexts,
+}
+
+/// Capacity the parser keeps between replies; a larger buffer (after a long EHLO, say)
+/// is released so an idle connection does not hold it.
+const KEEP_TEXT: usize = 1024;
+
+/// The texts of a few short replies seen before, shared with each reply that repeats one.
+///
+/// A server answers every `RCPT` and `MAIL` of a session with the same text (`250 2.1.5
+/// Ok`), so a message to ten recipients would otherwise allocate ten identical texts. A
+/// text that keeps coming back stays; one seen once (`queued as 4F2A`) is the next to go.
+#[derive(Debug, Default)]
+struct RecentTexts {
+    slots: [Option<(Arc<[u8]>, u32)>; RECENT_SLOTS],
+}
+
+const RECENT_SLOTS: usize = 4;
+/// Longer texts are not worth comparing: they rarely repeat.
+const RECENT_MAX_LEN: usize = 128;
+
+impl RecentTexts {
+    /// The shared copy of `text`: a remembered one, or a new one that may be remembered.
+    fn share(&mut self, text: &[u8]) -> Arc<[u8]> {
+        if text.len() > RECENT_MAX_LEN {
+            return text.into();
+        }
+        for (shared, hits) in self.slots.iter_mut().flatten() {
+            if **shared == *text {
+                *hits = hits.saturating_add(1);
+                return shared.clone();
+            }
+        }
+        let shared: Arc<[u8]> = text.into();
+        // Replace an empty slot, else the least used (the first of equals: the oldest
+        // text that never repeated).
+        let victim = self
+            .slots
+            .iter_mut()
+            .min_by_key(|slot| slot.as_ref().map_or(0, |(_, hits)| hits.saturating_add(1)));
+        if let Some(slot) = victim {
+            *slot = Some((shared.clone(), 0));
+        }
+        shared
+    }
 }
 
 impl ReplyParser {
     /// A parser enforcing `limits`.
     pub fn new(limits: ReplyLimits) -> Self {
-        Self { limits, pos: 0, code: None, lines: Vec::new() }
+        Self { limits, pos: 0, code: None, text: Vec::new(), line_count: 0, recent: RecentTexts::default() }
     }
 
     /// Octets of the current input already framed as complete lines of an unfinished reply.
@@ -221,15 +285,19 @@ impl ReplyParser {
                 Some(first) if first != code => return Err(ReplyError::CodeMismatch { first, line: code }),
                 _ => self.code = Some(code),
             }
-            if self.lines.len() >= self.limits.max_lines {
+            if self.line_count >= self.limits.max_lines {
                 return Err(ReplyError::TooManyLines(self.limits.max_lines));
             }
-            self.lines.push(text.into());
+            if self.line_count > 0 {
+                self.text.push(b'\n');
+            }
+            self.text.extend_from_slice(text);
+            self.line_count += 1;
             self.pos += raw_len;
             if last {
                 let used = std::mem::take(&mut self.pos);
-                self.code = None;
-                let reply = Reply::new(code, std::mem::take(&mut self.lines));
+                let reply = Reply::joined(code, self.recent.share(&self.text), self.line_count);
+                self.reset();
                 return Ok(Some((reply, used)));
             }
         }
@@ -253,7 +321,11 @@ impl ReplyParser {
     pub fn reset(&mut self) {
         self.pos = 0;
         self.code = None;
-        self.lines.clear();
+        self.line_count = 0;
+        self.text.clear();
+        if self.text.capacity() > KEEP_TEXT {
+            self.text = Vec::new();
+        }
     }
 }
 
@@ -292,6 +364,35 @@ mod tests {
         assert_eq!(r.text(), "");
         let (r, _) = one_shot(b"220 bare lf\n").unwrap().unwrap();
         assert_eq!(r.code().0, 220);
+    }
+
+    #[test]
+    fn lines_survive_joining() {
+        let (r, _) = one_shot(b"250-first\r\n250-\r\n250 last\r\n").unwrap().unwrap();
+        assert_eq!(r.lines().collect::<Vec<_>>(), [&b"first"[..], b"", b"last"]);
+        assert_eq!(r.line_count(), 3);
+        let built = Reply::new(ReplyCode(250), vec![b"first"[..].into(), b""[..].into(), b"last"[..].into()]);
+        assert_eq!(built, r);
+        let empty = Reply::new(ReplyCode(250), Vec::new());
+        assert_eq!((empty.line_count(), empty.lines().count()), (0, 0));
+    }
+
+    #[test]
+    fn repeated_texts_are_shared_and_one_offs_do_not_evict_them() {
+        let mut p = ReplyParser::new(ReplyLimits::default());
+        let mut parse = |input: &[u8]| p.parse(input).unwrap().unwrap().0;
+        let first_ok = parse(b"250 2.1.5 Ok\r\n");
+        // Many one-off texts in between, as `queued as` replies are.
+        for i in 0..10 {
+            let _ = parse(format!("250 2.0.0 queued as {i}\r\n").as_bytes());
+            let again = parse(b"250 2.1.5 Ok\r\n");
+            assert!(Arc::ptr_eq(&first_ok.text, &again.text), "round {i}");
+            assert_eq!(again, first_ok);
+        }
+        // A different code with the same text shares the text, not the code.
+        let refused = parse(b"550 2.1.5 Ok\r\n");
+        assert_eq!(refused.code().0, 550);
+        assert!(refused.enhanced().is_none());
     }
 
     #[test]
