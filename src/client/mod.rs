@@ -14,6 +14,7 @@
 
 pub mod url;
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -35,7 +36,7 @@ use crate::proto::error::{Error, Phase};
 use crate::proto::params::MessageOptions;
 use crate::proto::reply::{Reply, ReplyLimits};
 use crate::proto::sasl::{Credentials, Mechanism};
-use crate::proto::session::{Event, SendReport, Session, SessionConfig, TlsPolicy, TraceLine};
+use crate::proto::session::{Event, MessageId, SendReport, Session, SessionConfig, TlsPolicy, TraceLine};
 use crate::proto::timeouts::Timeouts;
 
 pub use url::SmtpUrl;
@@ -396,6 +397,8 @@ impl Connector {
             Some(Ok(())) => Ok(Client {
                 driver,
                 busy: false,
+                submitted: 0,
+                outcomes: VecDeque::new(),
                 #[cfg(feature = "tracing")]
                 span: tracing::Span::none(),
             }),
@@ -426,9 +429,22 @@ pub struct Client {
     /// Set while an operation runs: if its future is dropped half way, the session state
     /// is unknown and the client refuses further use.
     busy: bool,
+    /// Messages queued with [`Client::submit`] whose outcome [`Client::next_outcome`] has
+    /// not returned yet.
+    submitted: usize,
+    /// Outcomes of submitted messages that arrived while another operation drove the
+    /// connection, kept for [`Client::next_outcome`].
+    outcomes: VecDeque<(MessageId, Result<SendReport, Error>)>,
     /// The connection's span (feature `tracing`).
     #[cfg(feature = "tracing")]
     span: tracing::Span,
+}
+
+/// Keeps a submitted message's outcome that surfaced while another operation ran.
+fn stash(outcomes: &mut VecDeque<(MessageId, Result<SendReport, Error>)>, event: Event) {
+    if let Event::Message { id, result } = event {
+        outcomes.push_back((id, result));
+    }
 }
 
 impl Client {
@@ -472,9 +488,13 @@ impl Client {
         };
         #[cfg(feature = "tracing")]
         let span = tracing::info_span!(parent: &self.span, "smtp.message", message = id.0, recipients = envelope.to().len());
+        let outcomes = &mut self.outcomes;
         let run = self.driver.run_until(|ev| match ev {
             Event::Message { id: got, result } if got == id => Some(result),
-            _ => None,
+            other => {
+                stash(outcomes, other);
+                None
+            }
         });
         let result = in_span!(span.clone(), run).await.unwrap_or(Err(Error::SessionClosed));
         #[cfg(feature = "tracing")]
@@ -533,13 +553,15 @@ impl Client {
         if missing > 0 {
             self.driver
                 .run_until(|ev| {
-                    if let Event::Message { id, result } = ev {
-                        if let Some(pos) = ids.iter().position(|i| *i == Some(id)) {
-                            if let Some(slot) = results.get_mut(pos) {
+                    match ev {
+                        Event::Message { id, result } if ids.contains(&Some(id)) => {
+                            let pos = ids.iter().position(|i| *i == Some(id));
+                            if let Some(slot) = pos.and_then(|pos| results.get_mut(pos)) {
                                 *slot = Some(result);
                                 missing -= 1;
                             }
                         }
+                        other => stash(&mut self.outcomes, other),
                     }
                     (missing == 0).then_some(())
                 })
@@ -547,6 +569,83 @@ impl Client {
         }
         self.busy = false;
         results.into_iter().map(|r| r.unwrap_or(Err(Error::SessionClosed))).collect()
+    }
+
+    /// Queues a message without waiting: it is pipelined behind whatever is already in
+    /// flight, and its outcome comes from [`Client::next_outcome`]. A bulk sender that
+    /// submits the next messages before the last outcome arrives keeps the connection
+    /// busy in both directions: one round trip per message, with no pause between groups.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &mut smtpkit::Client, env: smtpkit::Envelope) -> Result<(), smtpkit::Error> {
+    /// use smtpkit::MessageOptions;
+    /// let first = client.submit(env.clone(), "Subject: 1\r\n\r\nOne\r\n".into(), MessageOptions::default())?;
+    /// let second = client.submit(env, "Subject: 2\r\n\r\nTwo\r\n".into(), MessageOptions::default())?;
+    /// while let Some((id, result)) = client.next_outcome().await {
+    ///     println!("{id:?} sent: {}", result.is_ok());
+    /// }
+    /// # let _ = (first, second);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// Fails at once, with nothing queued, when the connection is closed or busy with an
+    /// operation whose future was dropped, or when the message is refused before `MAIL`
+    /// (too large for the server's `SIZE`, an extension it lacks).
+    pub fn submit(
+        &mut self,
+        envelope: Envelope,
+        message: Bytes,
+        options: MessageOptions,
+    ) -> Result<MessageId, Error> {
+        if self.busy || self.driver.session.is_closed() {
+            return Err(Error::SessionClosed);
+        }
+        let id = self.driver.session.send_message(envelope, message, options)?;
+        self.submitted += 1;
+        Ok(id)
+    }
+
+    /// Drives the connection until the next outcome of a [`Client::submit`]ted message
+    /// is known, in the order the server answered. `None` when no submitted message is
+    /// waiting.
+    pub async fn next_outcome(&mut self) -> Option<(MessageId, Result<SendReport, Error>)> {
+        if self.submitted == 0 {
+            return None;
+        }
+        let outcome = match self.outcomes.pop_front() {
+            Some(outcome) => Some(outcome),
+            None if self.busy => None,
+            None => {
+                self.busy = true;
+                let outcome = self
+                    .driver
+                    .run_until(|ev| match ev {
+                        Event::Message { id, result } => Some((id, result)),
+                        _ => None,
+                    })
+                    .await;
+                self.busy = false;
+                outcome
+            }
+        };
+        match outcome {
+            Some(outcome) => {
+                self.submitted -= 1;
+                Some(outcome)
+            }
+            // The session ended without reporting them: it cannot happen (a close fails
+            // every queued message), but if it did they must not be waited for again.
+            None => {
+                self.submitted = 0;
+                None
+            }
+        }
+    }
+
+    /// Messages submitted whose outcome [`Client::next_outcome`] has not returned yet.
+    pub fn in_flight(&self) -> usize {
+        self.submitted
     }
 
     /// Sends NOOP and returns the reply.
@@ -601,11 +700,15 @@ impl Client {
                 return Err(e);
             }
         };
+        let outcomes = &mut self.outcomes;
         let result = self
             .driver
             .run_until(|ev| match ev {
                 Event::Command { id: got, result } if got == id => Some(result),
-                _ => None,
+                other => {
+                    stash(outcomes, other);
+                    None
+                }
             })
             .await
             .unwrap_or(Err(Error::SessionClosed));
@@ -629,9 +732,16 @@ impl Client {
         if self.enter().is_err() {
             return false;
         }
-        // Nothing the caller waits for is queued, so no event is picked: this runs until
-        // the session is idle or closed.
-        let _ = self.driver.run_until(|_| None::<()>).await;
+        // No event is picked, so this runs until the session is idle or closed; outcomes
+        // of submitted messages are kept.
+        let outcomes = &mut self.outcomes;
+        let _ = self
+            .driver
+            .run_until(|ev| {
+                stash(outcomes, ev);
+                None::<()>
+            })
+            .await;
         self.busy = false;
         self.is_reusable()
     }
@@ -643,7 +753,7 @@ impl Client {
     /// next message would find out half way through its transaction. Costs one
     /// non-blocking read; a pool calls it before every reuse.
     pub async fn check_idle(&mut self) -> bool {
-        if self.busy || !self.driver.session.is_idle_and_clean() {
+        if self.busy || self.submitted > 0 || !self.driver.session.is_idle_and_clean() {
             return false;
         }
         self.driver.absorb_idle_input().await;
@@ -666,6 +776,6 @@ impl Client {
     /// True when the connection can take another message: no error, no cancelled
     /// operation, nothing outstanding, no stray input from the server.
     pub fn is_reusable(&self) -> bool {
-        !self.busy && self.driver.session.is_idle_and_clean()
+        !self.busy && self.submitted == 0 && self.driver.session.is_idle_and_clean()
     }
 }

@@ -1,5 +1,6 @@
-//! Bulk sending: many messages over the pool's connections, each connection pipelining
-//! batches with [`Client::send_many`](crate::Client::send_many), results in input order.
+//! Bulk sending: many messages over the pool's connections, each connection streaming
+//! them with [`Client::submit`](crate::Client::submit) and
+//! [`Client::next_outcome`](crate::Client::next_outcome).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -7,12 +8,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::{Pool, PoolError};
+use super::{Pool, PoolError, PooledClient};
 use crate::proto::address::{Address, Envelope};
 use crate::proto::code::ReplyCode;
 use crate::proto::error::{Error, Phase};
 use crate::proto::params::MessageOptions;
-use crate::proto::session::{RecipientResult, SendReport};
+use crate::proto::session::{MessageId, RecipientResult, SendReport};
 
 /// RFC 5321 4.5.3.1.8: "recipients buffer: The minimum total number of recipients that
 /// MUST be buffered is 100 recipients." More than that may be refused, so larger
@@ -75,8 +76,9 @@ impl BulkOptions {
         self
     }
 
-    /// Messages pipelined per connection checkout (default 32). A reused connection needs
-    /// one round trip per message inside a batch, plus one to drain between batches.
+    /// Messages handed to a connection at a time (default 32), and outcomes handed back
+    /// at a time. A connection takes the next batch before the previous one drains, so
+    /// it needs one round trip per message whatever the batch size.
     pub fn batch(mut self, n: usize) -> Self {
         self.batch = n.max(1);
         self
@@ -270,7 +272,7 @@ impl Pool {
         // worker goes on sending.
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..workers {
-            tasks.spawn(worker(self.clone(), job_rx.clone(), done_tx.clone()));
+            tasks.spawn(worker(self.clone(), job_rx.clone(), done_tx.clone(), batch));
         }
         drop(done_tx);
 
@@ -443,47 +445,135 @@ fn nothing_committed(e: &PoolError) -> bool {
     }
 }
 
+/// Takes batches of jobs and streams them over one pooled connection at a time. The next
+/// batch is submitted while the last messages of the previous one are still in flight,
+/// so the connection never drains between batches: one round trip per message
+/// throughout, and the caller's task wakes once per batch of outcomes.
 async fn worker(
     pool: Pool,
     jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<Job>>>>,
     done: mpsc::UnboundedSender<Vec<Done>>,
+    batch: usize,
 ) {
+    let mut stream = Stream { queue: VecDeque::new(), waiting: VecDeque::new(), finished: Vec::new() };
+    let mut conn: Option<PooledClient> = None;
+    // Set when the connection takes no more messages (closed, or at its message limit):
+    // it is let go once its outcomes are in.
+    let mut full = false;
+    let mut no_more_jobs = false;
+    // Fetch the next batch when this few messages are left in flight: well before the
+    // connection runs dry, without one worker hoarding the input.
+    let low_water = (batch / 4).max(1);
     loop {
-        let next = jobs.lock().await.recv().await;
-        let Some(mut taken) = next else { return };
-        // Bounded: each turn sends at least one job or fails them all.
-        while !taken.is_empty() {
-            let mut conn = match pool.get().await {
-                Ok(conn) => conn,
-                Err(e) => {
-                    let _ =
-                        done.send(taken.drain(..).map(|job| Done { job, result: Err(e.clone()) }).collect());
-                    break;
+        if stream.queue.is_empty() && !no_more_jobs && stream.waiting.len() <= low_water {
+            if stream.waiting.is_empty() {
+                // Nothing in flight: hand over what is finished, give the connection back
+                // while this worker waits for work, and wait.
+                stream.flush(&done);
+                conn = None;
+                full = false;
+                match jobs.lock().await.recv().await {
+                    Some(taken) => stream.queue.extend(taken),
+                    None => no_more_jobs = true,
                 }
-            };
-            // A connection near its message limit takes only what it may still carry.
-            let room = usize::try_from(conn.remaining_messages()).unwrap_or(usize::MAX);
-            let rest = taken.split_off(room.clamp(1, taken.len()));
-            let results = conn
-                .send_many(
-                    taken.iter().map(|j| {
-                        (j.envelope().clone(), j.message.message.clone(), j.message.options.clone())
-                    }),
-                )
-                .await;
-            // Back to the pool before the results are handed over.
-            drop(conn);
-            // One hand-over per batch: the caller's task wakes once, not once per message.
-            let mut results = results.into_iter();
-            let batch = taken
-                .drain(..)
-                .map(|job| {
-                    let result = results.next().unwrap_or(Err(Error::SessionClosed)).map_err(PoolError::from);
-                    Done { job, result }
-                })
-                .collect();
-            let _ = done.send(batch);
-            taken = rest;
+            } else if let Ok(mut rx) = jobs.try_lock() {
+                match rx.try_recv() {
+                    Ok(taken) => stream.queue.extend(taken),
+                    Err(mpsc::error::TryRecvError::Disconnected) => no_more_jobs = true,
+                    Err(mpsc::error::TryRecvError::Empty) => {}
+                }
+            }
+        }
+        if stream.waiting.is_empty() {
+            if stream.queue.is_empty() && no_more_jobs {
+                stream.flush(&done);
+                return;
+            }
+            if full {
+                conn = None;
+                full = false;
+            }
+        }
+        if conn.is_none() && !stream.queue.is_empty() {
+            match pool.get().await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    stream.fail_queue(&e);
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        if !full {
+            full = stream.submit(c);
+        }
+        if !stream.waiting.is_empty() {
+            stream.collect_one(c).await;
+            if stream.finished.len() >= batch {
+                stream.flush(&done);
+            }
+        }
+    }
+}
+
+/// One worker's jobs: taken from the channel, submitted to its connection, finished.
+struct Stream {
+    queue: VecDeque<Job>,
+    waiting: VecDeque<(MessageId, Job)>,
+    finished: Vec<Done>,
+}
+
+impl Stream {
+    /// Submits the queued jobs to `conn`; true when it takes no more (closed or at its
+    /// message limit), with the rest left queued for the next connection.
+    fn submit(&mut self, conn: &mut PooledClient) -> bool {
+        while let Some(job) = self.queue.pop_front() {
+            if conn.remaining_messages() == 0 {
+                self.queue.push_front(job);
+                return true;
+            }
+            let message = &job.message;
+            match conn.submit(job.envelope().clone(), message.message.clone(), message.options.clone()) {
+                Ok(id) => self.waiting.push_back((id, job)),
+                // The connection is gone; nothing of this job was sent.
+                Err(Error::SessionClosed) => {
+                    self.queue.push_front(job);
+                    return true;
+                }
+                Err(e) => self.finished.push(Done { job, result: Err(e.into()) }),
+            }
+        }
+        false
+    }
+
+    /// Waits for the next outcome on `conn`.
+    async fn collect_one(&mut self, conn: &mut PooledClient) {
+        match conn.next_outcome().await {
+            Some((id, result)) => {
+                // Outcomes arrive in submission order; matched by id all the same.
+                let pos = self.waiting.iter().position(|(waiting, _)| *waiting == id);
+                if let Some((_, job)) = pos.and_then(|pos| self.waiting.remove(pos)) {
+                    self.finished.push(Done { job, result: result.map_err(PoolError::from) });
+                }
+            }
+            None => {
+                for (_, job) in self.waiting.drain(..) {
+                    self.finished.push(Done { job, result: Err(PoolError::from(Error::SessionClosed)) });
+                }
+            }
+        }
+    }
+
+    /// Every queued job fails with `e` (no connection to be had).
+    fn fail_queue(&mut self, e: &PoolError) {
+        let failed = self.queue.drain(..).map(|job| Done { job, result: Err(e.clone()) });
+        self.finished.extend(failed);
+    }
+
+    /// Hands the finished jobs to the caller's task in one message.
+    fn flush(&mut self, done: &mpsc::UnboundedSender<Vec<Done>>) {
+        if !self.finished.is_empty() {
+            let _ = done.send(std::mem::take(&mut self.finished));
         }
     }
 }

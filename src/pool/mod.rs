@@ -60,7 +60,7 @@ use crate::proto::capabilities::Capabilities;
 use crate::proto::error::Error;
 use crate::proto::params::MessageOptions;
 use crate::proto::reply::Reply;
-use crate::proto::session::SendReport;
+use crate::proto::session::{MessageId, SendReport};
 
 pub use bulk::{BulkOptions, BulkSummary, MessageOutcome, Outgoing, Progress};
 
@@ -547,6 +547,37 @@ impl PooledClient {
         self.count(&results);
         self.settle().await;
         results
+    }
+
+    /// Queues a message without waiting (see [`Client::submit`]). It counts toward the
+    /// connection's message limit at once.
+    pub fn submit(
+        &mut self,
+        envelope: Envelope,
+        message: Bytes,
+        options: MessageOptions,
+    ) -> Result<MessageId, Error> {
+        let id = self.conn().client.submit(envelope, message, options)?;
+        self.conn().messages += 1;
+        Ok(id)
+    }
+
+    /// The next outcome of a submitted message (see [`Client::next_outcome`]). After the
+    /// last one, an outstanding `RSET` is completed so the connection can go back.
+    pub async fn next_outcome(&mut self) -> Option<(MessageId, Result<SendReport, Error>)> {
+        let outcome = self.conn().client.next_outcome().await?;
+        let ok = u64::from(outcome.1.is_ok());
+        bump(&self.pool.counters.messages, ok, "messages");
+        bump(&self.pool.counters.failures, 1 - ok, "failures");
+        if self.conn().client.in_flight() == 0 {
+            self.settle().await;
+        }
+        Some(outcome)
+    }
+
+    /// Messages submitted whose outcome has not been returned yet.
+    pub fn in_flight(&self) -> usize {
+        self.client().in_flight()
     }
 
     /// After a failed transaction the session has an `RSET` outstanding; finish it now so

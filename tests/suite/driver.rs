@@ -334,3 +334,42 @@ async fn lmtp_reports_one_final_reply_per_recipient() {
     assert_eq!(report.accepted().count(), 1);
     assert!(client.is_reusable());
 }
+
+/// `submit` queues without waiting; outcomes that arrive while another operation drives
+/// the connection are kept for `next_outcome`, in order, and nothing is reported twice.
+#[tokio::test]
+async fn submitted_outcomes_survive_other_operations() {
+    use smtpkit::MessageOptions;
+    use smtpkit::testing::TestServer;
+
+    let server = TestServer::builder()
+        .pipelining(true)
+        .reject_recipient("nobody@example.com", 550, "5.1.1 No such user")
+        .start()
+        .await
+        .unwrap();
+    let mut client = plain().build().unwrap().connect_with(server.connect_in_memory()).await.unwrap();
+    let refused = Envelope::parse("a@example.com", &["nobody@example.com"]).unwrap();
+    let body = || bytes::Bytes::from_static(b"Subject: s\r\n\r\nHi.\r\n");
+
+    assert!(client.next_outcome().await.is_none(), "nothing submitted yet");
+    let first = client.submit(env(), body(), MessageOptions::default()).unwrap();
+    let second = client.submit(refused, body(), MessageOptions::default()).unwrap();
+    assert_eq!(client.in_flight(), 2);
+    assert!(!client.is_reusable(), "outcomes are outstanding");
+    // This send drives the connection past both submitted messages.
+    client.send(&env(), body()).await.unwrap();
+    assert_eq!(client.in_flight(), 2);
+
+    let (id, result) = client.next_outcome().await.unwrap();
+    assert_eq!(id, first);
+    assert!(result.is_ok(), "{result:?}");
+    let (id, result) = client.next_outcome().await.unwrap();
+    assert_eq!(id, second);
+    assert!(matches!(result, Err(Error::RecipientsRejected { .. })), "{result:?}");
+    assert!(client.next_outcome().await.is_none());
+    assert_eq!(client.in_flight(), 0);
+    assert!(client.settle().await, "reusable once every outcome is taken");
+    client.quit().await.unwrap();
+    assert_eq!(server.messages().len(), 2);
+}

@@ -205,3 +205,37 @@ async fn round_trips_per_message() {
     println!("{table}");
     assert!(wrong.is_empty(), "round trips differ:\n{}", wrong.join("\n"));
 }
+
+/// The bulk path streams: a connection takes the next batch before the previous one
+/// drains, so small batches cost no extra round trip at their boundaries.
+#[tokio::test(start_paused = true)]
+async fn bulk_sending_streams_across_batches() {
+    use smtpkit::pool::{BulkOptions, Outgoing, Pool};
+
+    const BULK: usize = 20;
+    let server = Arc::new(TestServer::builder().pipelining(true).start().await.expect("test server"));
+    let connector = Client::builder("localhost").tls(TlsPolicy::Disabled).build().expect("client config");
+    let linked = Arc::clone(&server);
+    let pool = Pool::builder_with_connect_fn("delayed", move || {
+        let (stream, _) = delayed_link(&linked);
+        let connector = connector.clone();
+        async move { connector.connect_with(stream).await }
+    })
+    .max_connections(1)
+    .build();
+    let envelope = Envelope::parse("sender@example.com", &["rcpt@example.net"]).expect("envelope");
+    let body = Bytes::from_static(b"Subject: bulk\r\n\r\nHello.\r\n");
+    let outgoing = (0..BULK).map(|_| Outgoing::new(envelope.clone(), body.clone()));
+    // Batches of 4: five batch boundaries a draining connection would pay for.
+    let options = BulkOptions::default().concurrency(1).batch(4);
+
+    let start = Instant::now();
+    let summary = pool.send_each(outgoing, &options, |_, outcome| assert!(outcome.is_sent())).await;
+    let elapsed = rounds(start.elapsed());
+    assert_eq!((summary.sent, summary.failed), (BULK, 0));
+    // Greeting and EHLO (2), the first MAIL/RCPT/DATA (1), then one per message.
+    assert_eq!(elapsed, BULK + 3, "round trips for {BULK} messages in batches of 4");
+    assert_eq!(pool.stats().opened, 1);
+    pool.close().await;
+    assert_eq!(server.messages().len(), BULK);
+}
