@@ -9,12 +9,12 @@ use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-use tokio::time::{Instant, timeout_at};
+use tokio::time::{Instant, Sleep, sleep_until, timeout_at};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::rustls::pki_types::ServerName;
@@ -44,8 +44,49 @@ pub(crate) struct Driver {
     /// reads. Allocated on first use and released when the session goes idle, so an idle
     /// connection (in a pool, say) does not keep READ_BUF octets.
     buf: Box<[u8]>,
+    /// The one timer behind every deadline of this connection (see [`Timer`]).
+    timer: Timer,
     tls: Option<TlsTarget>,
     trace: Option<TraceSink>,
+}
+
+/// A deadline timer that is armed lazily.
+///
+/// Every reply moves the deadline a little later. Re-registering a timer each time would
+/// cost two operations on the runtime's timer wheel per message; instead the timer stays
+/// armed at the earlier instant, and when it fires before the deadline it is simply
+/// armed again. It is moved only when a deadline is earlier than where it is armed.
+#[derive(Default)]
+struct Timer {
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl Timer {
+    /// Ready once `deadline` has passed; otherwise the task is woken no later than then.
+    fn poll_expired(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
+        let sleep = self.sleep.get_or_insert_with(|| Box::pin(sleep_until(deadline)));
+        if sleep.deadline() > deadline {
+            sleep.as_mut().reset(deadline);
+        }
+        // Bounded: after a reset the timer is armed exactly at `deadline`, so a second
+        // firing is the deadline itself.
+        for _ in 0..2 {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if sleep.deadline() >= deadline {
+                return Poll::Ready(());
+            }
+            // Fired at an earlier deadline that has since moved on.
+            sleep.as_mut().reset(deadline);
+        }
+        Poll::Ready(())
+    }
+
+    /// Disarms it, so an idle connection leaves nothing on the timer wheel.
+    fn clear(&mut self) {
+        self.sleep = None;
+    }
 }
 
 enum Io {
@@ -59,7 +100,7 @@ pub(crate) fn now() -> std::time::Instant {
 
 impl Driver {
     pub fn new(session: Session, io: Transport, tls: Option<TlsTarget>, trace: Option<TraceSink>) -> Self {
-        Self { session, io, buf: Box::default(), tls, trace }
+        Self { session, io, buf: Box::default(), timer: Timer::default(), tls, trace }
     }
 
     fn ensure_buf(&mut self) {
@@ -95,8 +136,11 @@ impl Driver {
     /// closed (then `None`).
     pub async fn run_until<T>(&mut self, pick: impl FnMut(Event) -> Option<T>) -> Option<T> {
         let found = self.run(pick).await;
-        if matches!(self.session.wants(), Want::Idle | Want::Closed) {
+        // Only when nothing at all is left: between a `354` and its body the session
+        // awaits no reply either, and freeing then would cost an allocation per message.
+        if self.session.is_closed() || self.session.is_idle_and_clean() {
             self.buf = Box::default();
+            self.timer.clear();
         }
         found
     }
@@ -152,19 +196,23 @@ impl Driver {
     async fn read(&mut self) {
         self.ensure_buf();
         let deadline = self.session.poll_timeout().map(Instant::from_std);
-        let read = async {
-            let mut rb = ReadBuf::new(&mut self.buf);
-            poll_fn(|cx| Pin::new(&mut self.io).poll_read(cx, &mut rb)).await.map(|()| rb.filled().len())
-        };
-        let result = match deadline {
-            Some(d) => timeout_at(d, read).await,
-            None => Ok(read.await),
-        };
+        let (io, buf, timer) = (&mut self.io, &mut self.buf, &mut self.timer);
+        let result = poll_fn(|cx| {
+            let mut rb = ReadBuf::new(buf);
+            if let Poll::Ready(r) = Pin::new(&mut *io).poll_read(cx, &mut rb) {
+                return Poll::Ready(Some(r.map(|()| rb.filled().len())));
+            }
+            match deadline {
+                Some(d) if timer.poll_expired(cx, d).is_ready() => Poll::Ready(None),
+                _ => Poll::Pending,
+            }
+        })
+        .await;
         match result {
-            Ok(Ok(0)) => self.session.handle_eof(),
-            Ok(Ok(n)) => self.feed(n),
-            Ok(Err(e)) => self.session.handle_error(io_error(e)),
-            Err(_) => self.session.handle_timeout(now()),
+            Some(Ok(0)) => self.session.handle_eof(),
+            Some(Ok(n)) => self.feed(n),
+            Some(Err(e)) => self.session.handle_error(io_error(e)),
+            None => self.session.handle_timeout(now()),
         }
     }
 
@@ -183,26 +231,20 @@ impl Driver {
         let mut reading = true;
         while written < bytes.len() {
             let rest = bytes.get(written..).unwrap_or_default();
-            let step = {
-                let io = &mut self.io;
-                let buf = &mut self.buf;
-                timeout_at(
-                    deadline,
-                    poll_fn(|cx| {
-                        if let Poll::Ready(r) = Pin::new(&mut *io).poll_write(cx, rest) {
-                            return Poll::Ready(Io::Wrote(r));
-                        }
-                        if reading {
-                            let mut rb = ReadBuf::new(buf);
-                            if let Poll::Ready(r) = Pin::new(&mut *io).poll_read(cx, &mut rb) {
-                                return Poll::Ready(Io::Read(r.map(|()| rb.filled().len())));
-                            }
-                        }
-                        Poll::Pending
-                    }),
-                )
-                .await
-            };
+            let (io, buf, timer) = (&mut self.io, &mut self.buf, &mut self.timer);
+            let step = poll_fn(|cx| {
+                if let Poll::Ready(r) = Pin::new(&mut *io).poll_write(cx, rest) {
+                    return Poll::Ready(Ok(Io::Wrote(r)));
+                }
+                if reading {
+                    let mut rb = ReadBuf::new(buf);
+                    if let Poll::Ready(r) = Pin::new(&mut *io).poll_read(cx, &mut rb) {
+                        return Poll::Ready(Ok(Io::Read(r.map(|()| rb.filled().len()))));
+                    }
+                }
+                timer.poll_expired(cx, deadline).map(Err)
+            })
+            .await;
             match step {
                 Ok(Io::Wrote(Ok(0))) => {
                     self.session.handle_error(io_error(io::ErrorKind::WriteZero.into()));
@@ -233,11 +275,15 @@ impl Driver {
                 return;
             }
         }
-        let flush = poll_fn(|cx| Pin::new(&mut self.io).poll_flush(cx));
-        match timeout_at(deadline, flush).await {
+        let (io, timer) = (&mut self.io, &mut self.timer);
+        let flush = poll_fn(|cx| match Pin::new(&mut *io).poll_flush(cx) {
+            Poll::Ready(r) => Poll::Ready(Ok(r)),
+            Poll::Pending => timer.poll_expired(cx, deadline).map(Err),
+        });
+        match flush.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => self.session.handle_error(io_error(e)),
-            Err(_) => self.session.handle_error(Error::Timeout(Phase::DataBlock)),
+            Err(()) => self.session.handle_error(Error::Timeout(Phase::DataBlock)),
         }
     }
 
@@ -338,5 +384,27 @@ mod tests {
         let e = io_error(io::Error::new(io::ErrorKind::InvalidData, "not TLS"));
         assert!(matches!(e, Error::Io(_)), "{e:?}");
         assert!(matches!(io_error(io::ErrorKind::ConnectionReset.into()), Error::Io(_)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lazy_timer_fires_at_the_current_deadline_only() {
+        use std::time::Duration;
+        let start = Instant::now();
+        let mut timer = Timer::default();
+        let first = start + Duration::from_secs(10);
+        assert!(poll_fn(|cx| Poll::Ready(timer.poll_expired(cx, first))).await.is_pending());
+        // The deadline moves later (a reply came): the timer stays armed at 10 s, fires
+        // there, is armed again and expires at the new deadline, not before.
+        let later = start + Duration::from_secs(25);
+        poll_fn(|cx| timer.poll_expired(cx, later)).await;
+        assert_eq!(Instant::now(), later);
+        // An earlier deadline than the armed one moves the timer at once.
+        let far = Instant::now() + Duration::from_secs(60);
+        assert!(poll_fn(|cx| Poll::Ready(timer.poll_expired(cx, far))).await.is_pending());
+        let near = Instant::now() + Duration::from_secs(1);
+        poll_fn(|cx| timer.poll_expired(cx, near)).await;
+        assert_eq!(Instant::now(), near);
+        // A deadline already passed is expired at once.
+        assert!(poll_fn(|cx| Poll::Ready(timer.poll_expired(cx, start))).await.is_ready());
     }
 }

@@ -54,29 +54,30 @@ impl EnhancedStatus {
     /// RFC 3463: "status-code = class "." subject "." detail; class = "2"/"4"/"5";
     /// subject = 1*3digit; detail = 1*3digit".
     pub fn parse_prefix(text: &str) -> Option<(Self, &str)> {
-        let end = text.find(' ').unwrap_or(text.len());
-        let (head, rest) = text.split_at(end);
-        let mut parts = head.split('.');
-        let class = parts.next()?;
-        let subject = parts.next()?;
-        let detail = parts.next()?;
-        if parts.next().is_some() {
-            return None;
-        }
-        let class = match class {
-            "2" => 2,
-            "4" => 4,
-            "5" => 5,
+        let (status, rest) = Self::parse_prefix_bytes(text.as_bytes())?;
+        // `rest` starts after ASCII octets only, so it is on a character boundary.
+        Some((status, text.get(rest..)?))
+    }
+
+    /// [`EnhancedStatus::parse_prefix`] on raw octets: the status and where the text
+    /// after it (and its spaces) starts. Looks at no more than the status itself, so a
+    /// reply's text is never scanned or decoded for it.
+    pub(crate) fn parse_prefix_bytes(text: &[u8]) -> Option<(Self, usize)> {
+        let class = match text.first()? {
+            b'2' => 2,
+            b'4' => 4,
+            b'5' => 5,
             _ => return None,
         };
-        let num = |s: &str| -> Option<u16> {
-            if (1..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
-                s.parse().ok()
-            } else {
-                None
-            }
-        };
-        Some((Self { class, subject: num(subject)?, detail: num(detail)? }, rest.trim_start_matches(' ')))
+        let (subject, at) = number_after_dot(text, 1)?;
+        let (detail, end) = number_after_dot(text, at)?;
+        // The status is the whole first word.
+        match text.get(end) {
+            None | Some(b' ') => {}
+            Some(_) => return None,
+        }
+        let rest = end + text.get(end..).unwrap_or_default().iter().take_while(|&&b| b == b' ').count();
+        Some((Self { class, subject, detail }, rest))
     }
 
     /// Retry advice for this status.
@@ -102,6 +103,19 @@ impl fmt::Display for EnhancedStatus {
     }
 }
 
+/// `"." 1*3digit` at `at`: the number and the offset after it.
+fn number_after_dot(text: &[u8], at: usize) -> Option<(u16, usize)> {
+    if text.get(at) != Some(&b'.') {
+        return None;
+    }
+    let digits = text.get(at + 1..)?.iter().take(4).take_while(|b| b.is_ascii_digit()).count();
+    if !(1..=3).contains(&digits) {
+        return None;
+    }
+    let value = text.get(at + 1..at + 1 + digits)?.iter().fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'));
+    Some((value, at + 1 + digits))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +126,36 @@ mod tests {
         assert_eq!(EnhancedStatus::parse_prefix("4.7.123 x").map(|p| p.1), Some("x"));
         for bad in ["3.0.0 x", "5.1", "5.1.1.1 x", "5.1234.1", "5.a.1", "", "5..1", "Ok"] {
             assert!(EnhancedStatus::parse_prefix(bad).is_none(), "{bad}");
+        }
+    }
+
+    /// The first implementation, on `str` splitting: the octet parser must agree with it.
+    fn by_splitting(text: &str) -> Option<(EnhancedStatus, &str)> {
+        let end = text.find(' ').unwrap_or(text.len());
+        let (head, rest) = text.split_at(end);
+        let parts: Vec<&str> = head.split('.').collect();
+        let [class, subject, detail] = parts[..] else { return None };
+        let class = match class {
+            "2" => 2,
+            "4" => 4,
+            "5" => 5,
+            _ => return None,
+        };
+        let num = |s: &str| {
+            ((1..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse().ok())
+                .flatten()
+        };
+        Some((
+            EnhancedStatus { class, subject: num(subject)?, detail: num(detail)? },
+            rest.trim_start_matches(' '),
+        ))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn octet_parser_agrees_with_splitting(text in "[2-5. 0-9a\\t]{0,14}") {
+            proptest::prop_assert_eq!(EnhancedStatus::parse_prefix(&text), by_splitting(&text));
         }
     }
 

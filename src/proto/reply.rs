@@ -37,10 +37,8 @@ impl Reply {
     /// A reply from line texts already joined by LF.
     fn joined(code: ReplyCode, text: Arc<[u8]>, line_count: usize) -> Self {
         let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
-        let enhanced = std::str::from_utf8(first)
-            .ok()
+        let enhanced = EnhancedStatus::parse_prefix_bytes(first)
             .filter(|_| line_count > 0)
-            .and_then(EnhancedStatus::parse_prefix)
             .map(|(s, _)| s)
             .filter(|s| u16::from(s.class) == code.class());
         Self { code, text, line_count, enhanced }
