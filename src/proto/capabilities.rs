@@ -25,7 +25,31 @@ pub struct Capabilities {
     /// (KEYWORD upper-cased, parameters as given)
     entries: Vec<(String, Vec<String>)>,
     auth: Vec<MechanismName>,
+    /// The well-known keywords, one bit each (`KNOWN`): asked for every message, so
+    /// decided once per EHLO instead of searched for each time.
+    known: u16,
+    size: Option<Option<u64>>,
 }
+
+/// Keywords with an accessor of their own, each with its bit in `Capabilities::known`.
+const PIPELINING: u16 = 1 << 0;
+const CHUNKING: u16 = 1 << 1;
+const STARTTLS: u16 = 1 << 2;
+const EIGHT_BIT_MIME: u16 = 1 << 3;
+const SMTPUTF8: u16 = 1 << 4;
+const DSN: u16 = 1 << 5;
+const ENHANCEDSTATUSCODES: u16 = 1 << 6;
+const REQUIRETLS: u16 = 1 << 7;
+const KNOWN: [(&str, u16); 8] = [
+    ("PIPELINING", PIPELINING),
+    ("CHUNKING", CHUNKING),
+    ("STARTTLS", STARTTLS),
+    ("8BITMIME", EIGHT_BIT_MIME),
+    ("SMTPUTF8", SMTPUTF8),
+    ("DSN", DSN),
+    ("ENHANCEDSTATUSCODES", ENHANCEDSTATUSCODES),
+    ("REQUIRETLS", REQUIRETLS),
+];
 
 impl Capabilities {
     /// Parses an EHLO reply: the first line is the server's domain and greeting, each
@@ -57,7 +81,20 @@ impl Capabilities {
             }
             caps.entries.push((keyword, params));
         }
+        for (keyword, flag) in KNOWN {
+            if caps.entries.iter().any(|(k, _)| k == keyword) {
+                caps.known |= flag;
+            }
+        }
+        caps.size = caps
+            .params("SIZE")
+            .map(|params| params.first().and_then(|p| p.parse::<u64>().ok()).filter(|&n| n > 0));
         caps
+    }
+
+    /// Whether the keyword with this flag was advertised.
+    fn known(&self, flag: u16) -> bool {
+        self.known & flag != 0
     }
 
     /// The domain the server named in the first EHLO line.
@@ -82,49 +119,48 @@ impl Capabilities {
 
     /// RFC 2920 PIPELINING.
     pub fn pipelining(&self) -> bool {
-        self.has("PIPELINING")
+        self.known(PIPELINING)
     }
 
     /// RFC 3030 CHUNKING (BDAT).
     pub fn chunking(&self) -> bool {
-        self.has("CHUNKING")
+        self.known(CHUNKING)
     }
 
     /// RFC 3207 STARTTLS.
     pub fn starttls(&self) -> bool {
-        self.has("STARTTLS")
+        self.known(STARTTLS)
     }
 
     /// RFC 6152 8BITMIME.
     pub fn eight_bit_mime(&self) -> bool {
-        self.has("8BITMIME")
+        self.known(EIGHT_BIT_MIME)
     }
 
     /// RFC 6531 SMTPUTF8.
     pub fn smtputf8(&self) -> bool {
-        self.has("SMTPUTF8")
+        self.known(SMTPUTF8)
     }
 
     /// RFC 3461 DSN.
     pub fn dsn(&self) -> bool {
-        self.has("DSN")
+        self.known(DSN)
     }
 
     /// RFC 2034 ENHANCEDSTATUSCODES.
     pub fn enhanced_status_codes(&self) -> bool {
-        self.has("ENHANCEDSTATUSCODES")
+        self.known(ENHANCEDSTATUSCODES)
     }
 
     /// RFC 8689 REQUIRETLS.
     pub fn requiretls(&self) -> bool {
-        self.has("REQUIRETLS")
+        self.known(REQUIRETLS)
     }
 
     /// RFC 1870 SIZE: `None` when not advertised, `Some(None)` when advertised without a
     /// (non-zero) limit, `Some(Some(n))` for a limit of `n` octets.
     pub fn size(&self) -> Option<Option<u64>> {
-        let params = self.params("SIZE")?;
-        Some(params.first().and_then(|p| p.parse::<u64>().ok()).filter(|&n| n > 0))
+        self.size
     }
 
     /// Advertised AUTH mechanisms, upper-cased, in the server's order.

@@ -376,6 +376,8 @@ struct BodyState {
 
 /// Input pieces encoded per step while streaming DATA.
 const DATA_PIECE: usize = 64 * 1024;
+/// Spare room reserved beside a DATA piece in the output buffer (see `fill_body`).
+const FLIGHT_SLACK: usize = 1024;
 /// Stop filling the output buffer past this size; the driver writes it first.
 const OUT_HIGH_WATER: usize = 256 * 1024;
 
@@ -1417,6 +1419,10 @@ impl Session {
             match &mut state.encoder {
                 Encoder::Data(stuffer) => {
                     let end = (start + DATA_PIECE).min(tx.body.len());
+                    // Room for the piece, its stuffing, the terminator and the next
+                    // message's commands, which usually join this write: one allocation
+                    // per flight instead of one per growth step.
+                    self.out.reserve(end - start + FLIGHT_SLACK);
                     stuffer.encode(tx.body.get(start..end).unwrap_or_default(), &mut self.out);
                     state.offset = end;
                     if end == tx.body.len() {
