@@ -5,6 +5,10 @@
 //! checked as a whole by [`analyze`], so every failure is a typed error *before* any
 //! command is sent; encoding itself then cannot fail and can run in pieces.
 
+use std::sync::LazyLock;
+
+use memchr::memmem;
+
 /// What to do with a bare CR or bare LF in a message body.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LineEndings {
@@ -241,22 +245,7 @@ impl DotStuffer {
             self.at_line_start = true;
         }
         if let Some((text, held_cr)) = clean_piece(rest) {
-            // No bare line ending: only lines that start with a dot need work, and a
-            // substring search finds them; everything else is copied in runs.
-            out.reserve(text.len() + 16);
-            if self.at_line_start && text.first() == Some(&b'.') {
-                out.push(b'.');
-            }
-            let mut copied = 0;
-            for i in memchr::memmem::find_iter(text, b"\n.") {
-                out.extend_from_slice(text.get(copied..=i).unwrap_or_default());
-                out.push(b'.');
-                copied = i + 1;
-            }
-            out.extend_from_slice(text.get(copied..).unwrap_or_default());
-            if let Some(&last) = text.last() {
-                self.at_line_start = last == b'\n';
-            }
+            self.stuff_clean(text, out);
             self.pending_cr = held_cr;
             return;
         }
@@ -282,6 +271,39 @@ impl DotStuffer {
                     rest = rest.get(i + len..).unwrap_or_default();
                 }
             }
+        }
+    }
+
+    /// Encodes a piece of a body that [`analyze`] found needs no normalisation (every line
+    /// ends in CRLF), without checking the line endings again: only lines that start with
+    /// a dot need work. Pieces may split a CRLF; the output is the same as
+    /// [`DotStuffer::encode`]'s for such a body.
+    pub fn encode_clean(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        if self.pending_cr {
+            // Left by `encode` on an earlier piece: resolve it the general way.
+            self.encode(input, out);
+        } else {
+            self.stuff_clean(input, out);
+        }
+    }
+
+    /// Copies `text`, which has no bare line ending, doubling every dot that starts a line:
+    /// a substring search finds those lines; everything else is copied in runs.
+    fn stuff_clean(&mut self, text: &[u8], out: &mut Vec<u8>) {
+        static DOT_LINE: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\n."));
+        out.reserve(text.len() + 16);
+        if self.at_line_start && text.first() == Some(&b'.') {
+            out.push(b'.');
+        }
+        let mut copied = 0;
+        for i in DOT_LINE.find_iter(text) {
+            out.extend_from_slice(text.get(copied..=i).unwrap_or_default());
+            out.push(b'.');
+            copied = i + 1;
+        }
+        out.extend_from_slice(text.get(copied..).unwrap_or_default());
+        if let Some(&last) = text.last() {
+            self.at_line_start = last == b'\n';
         }
     }
 

@@ -207,10 +207,20 @@ const KEEP_TEXT: usize = 1024;
 ///
 /// A server answers every `RCPT` and `MAIL` of a session with the same text (`250 2.1.5
 /// Ok`), so a message to ten recipients would otherwise allocate ten identical texts. A
-/// text that keeps coming back stays; one seen once (`queued as 4F2A`) is the next to go.
+/// text that keeps coming back stays; of those that never repeated (a greeting, `queued
+/// as 4F2A`), the oldest is the next to go.
 #[derive(Debug, Default)]
 struct RecentTexts {
-    slots: [Option<(Arc<[u8]>, u32)>; RECENT_SLOTS],
+    slots: [Option<Recent>; RECENT_SLOTS],
+    /// Counts insertions, to tell the oldest entry.
+    inserted: u64,
+}
+
+#[derive(Debug)]
+struct Recent {
+    text: Arc<[u8]>,
+    hits: u32,
+    inserted: u64,
 }
 
 const RECENT_SLOTS: usize = 4;
@@ -218,28 +228,27 @@ const RECENT_SLOTS: usize = 4;
 const RECENT_MAX_LEN: usize = 128;
 
 impl RecentTexts {
-    /// The shared copy of `text`: a remembered one, or a new one that may be remembered.
+    /// The shared copy of a one-line `text`: a remembered one, or a new one that may be
+    /// remembered.
     fn share(&mut self, text: &[u8]) -> Arc<[u8]> {
         if text.len() > RECENT_MAX_LEN {
             return text.into();
         }
-        for (shared, hits) in self.slots.iter_mut().flatten() {
-            if **shared == *text {
-                *hits = hits.saturating_add(1);
-                return shared.clone();
+        for recent in self.slots.iter_mut().flatten() {
+            if *recent.text == *text {
+                recent.hits = recent.hits.saturating_add(1);
+                return recent.text.clone();
             }
         }
-        let shared: Arc<[u8]> = text.into();
-        // Replace an empty slot, else the least used (the first of equals: the oldest
-        // text that never repeated).
-        let victim = self
-            .slots
-            .iter_mut()
-            .min_by_key(|slot| slot.as_ref().map_or(0, |(_, hits)| hits.saturating_add(1)));
+        let text: Arc<[u8]> = text.into();
+        self.inserted += 1;
+        let fresh = Recent { text: text.clone(), hits: 0, inserted: self.inserted };
+        // An empty slot first, else the least repeated, the oldest among equals.
+        let victim = self.slots.iter_mut().min_by_key(|slot| slot.as_ref().map(|r| (r.hits, r.inserted)));
         if let Some(slot) = victim {
-            *slot = Some((shared.clone(), 0));
+            *slot = Some(fresh);
         }
-        shared
+        text
     }
 }
 
@@ -294,7 +303,13 @@ impl ReplyParser {
             self.pos += raw_len;
             if last {
                 let used = std::mem::take(&mut self.pos);
-                let reply = Reply::joined(code, self.recent.share(&self.text), self.line_count);
+                // Multi-line replies (EHLO) do not repeat within a session.
+                let text = if self.line_count == 1 {
+                    self.recent.share(&self.text)
+                } else {
+                    self.text.as_slice().into()
+                };
+                let reply = Reply::joined(code, text, self.line_count);
                 self.reset();
                 return Ok(Some((reply, used)));
             }
@@ -379,13 +394,24 @@ mod tests {
     fn repeated_texts_are_shared_and_one_offs_do_not_evict_them() {
         let mut p = ReplyParser::new(ReplyLimits::default());
         let mut parse = |input: &[u8]| p.parse(input).unwrap().unwrap().0;
+        let _greeting = parse(b"220 mx.example ESMTP\r\n");
+        let _ehlo = parse(b"250-mx.example\r\n250 PIPELINING\r\n");
         let first_ok = parse(b"250 2.1.5 Ok\r\n");
-        // Many one-off texts in between, as `queued as` replies are.
+        let first_go = parse(b"354 End data with <CR><LF>.<CR><LF>\r\n");
+        let first_done = parse(b"250 2.0.0 Ok\r\n");
+        // Many one-off texts in between, as `queued as` replies are: the greeting and
+        // the one-offs make way, the recurring texts stay.
         for i in 0..10 {
-            let _ = parse(format!("250 2.0.0 queued as {i}\r\n").as_bytes());
             let again = parse(b"250 2.1.5 Ok\r\n");
             assert!(Arc::ptr_eq(&first_ok.text, &again.text), "round {i}");
             assert_eq!(again, first_ok);
+            let go = parse(b"354 End data with <CR><LF>.<CR><LF>\r\n");
+            let _ = parse(format!("250 2.0.0 queued as {i}\r\n").as_bytes());
+            let done = parse(b"250 2.0.0 Ok\r\n");
+            assert!(
+                Arc::ptr_eq(&first_go.text, &go.text) && Arc::ptr_eq(&first_done.text, &done.text),
+                "round {i}"
+            );
         }
         // A different code with the same text shares the text, not the code.
         let refused = parse(b"550 2.1.5 Ok\r\n");

@@ -1423,7 +1423,13 @@ impl Session {
                     // message's commands, which usually join this write: one allocation
                     // per flight instead of one per growth step.
                     self.out.reserve(end - start + FLIGHT_SLACK);
-                    stuffer.encode(tx.body.get(start..end).unwrap_or_default(), &mut self.out);
+                    let piece = tx.body.get(start..end).unwrap_or_default();
+                    if tx.info.needs_normalization {
+                        stuffer.encode(piece, &mut self.out);
+                    } else {
+                        // `analyze` checked every line ending when the message was queued.
+                        stuffer.encode_clean(piece, &mut self.out);
+                    }
                     state.offset = end;
                     if end == tx.body.len() {
                         tx.end_queued = true;

@@ -159,6 +159,30 @@ proptest! {
         prop_assert_eq!(&encode_bdat(&one_by_one), &normalized);
     }
 
+    /// The session encodes bodies `analyze` found clean with `encode_clean`, which skips
+    /// the line-ending checks: it must match `encode` for every such body and chunking,
+    /// pieces that split a CRLF included.
+    #[test]
+    fn clean_bodies_encode_the_same_on_the_fast_path(
+        lines in prop::collection::vec(prop::collection::vec(prop::sample::select(&b".a.b.."[..]), 0..6), 0..12),
+        partial in any::<bool>(),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+    ) {
+        let mut body = lines.join(&b"\r\n"[..]);
+        if !partial && !lines.is_empty() {
+            body.extend_from_slice(b"\r\n");
+        }
+        let info = analyze(&body, LineEndings::Normalize).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+        prop_assert!(!info.needs_normalization);
+        let mut fast = Vec::new();
+        let mut s = DotStuffer::new();
+        for piece in pieces(&body, &cuts) {
+            s.encode_clean(piece, &mut fast);
+        }
+        s.finish(&mut fast);
+        prop_assert_eq!(fast, encode_data(&[&body]));
+    }
+
     #[test]
     fn reject_policy_refuses_exactly_the_bare_line_endings(body in body()) {
         let result = analyze(&body, LineEndings::Reject);
