@@ -228,9 +228,9 @@ impl MessageBuilder {
 
     /// Adds a custom header. The name must be an RFC 5322 field name and not one the
     /// builder writes itself; the value must hold no control byte. ASCII values are sent
-    /// as they are, folded at whitespace (a word too long to fold within 998 octets is
-    /// [`MimeError::HeaderTooLong`]), so structured values such as `<https://...>` stay
-    /// intact; non-ASCII values are RFC 2047 encoded.
+    /// as they are, folded at whitespace (a word, with the spaces before it, too long to
+    /// fold within 998 octets is [`MimeError::HeaderTooLong`]), so structured values such
+    /// as `<https://...>` stay intact; non-ASCII values are RFC 2047 encoded.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self

@@ -39,7 +39,8 @@ pub enum MimeError {
     HeaderTooLong {
         /// The header.
         name: String,
-        /// Length of its longest unbreakable word.
+        /// Length of its longest unbreakable part: a word with the run of spaces before it,
+        /// and for the last word the spaces after it.
         len: usize,
     },
     /// An address in a header or the envelope is invalid.

@@ -13,6 +13,10 @@ use super::MimeError;
 /// and SHOULD be no more than 78 characters, excluding the CRLF."
 pub(crate) const MAX_LINE: usize = 998;
 
+/// The line length mail-builder folds header values at (RFC 5322 section 2.1.1's "SHOULD be
+/// no more than 78 characters").
+const FOLD_TARGET: usize = 78;
+
 /// Longest identifier accepted in Message-ID, In-Reply-To, References and Content-ID:
 /// with `<`, `>` and the longest field name it still fits one 998-octet line.
 const MAX_ID: usize = 900;
@@ -96,13 +100,32 @@ pub(crate) fn header_value<'x>(name: &str, value: &'x str) -> Result<HeaderType<
     if !value.is_ascii() {
         return Ok(Text::new(value).into());
     }
-    // Folding happens only at whitespace: the longest word, after "Name: " on the first
-    // line or after a folding space on a later one, must fit 998 octets.
-    let longest = value.split([' ', '\t']).map(str::len).max().unwrap_or(0);
-    if name.len() + 2 + longest > MAX_LINE {
-        return Err(MimeError::HeaderTooLong { name: name.to_owned(), len: longest });
+    // mail-builder folds only before a run of spaces (TAB is refused above), and moves the
+    // whole run to the new line with the word after it; trailing spaces stay on the last
+    // line. So a line is at most FOLD_TARGET octets, or "Name: " (on the first line) and one
+    // run-and-word, plus the trailing run on the last line. Measuring words alone let a long
+    // run of spaces through to a line over 998 octets, refused only by the final wire check.
+    let body = value.trim_end_matches(' ');
+    let trailing = value.len() - body.len();
+    let unbreakable = longest_run_and_word(body);
+    if (name.len() + 2 + unbreakable).max(FOLD_TARGET) + trailing > MAX_LINE {
+        return Err(MimeError::HeaderTooLong { name: name.to_owned(), len: unbreakable + trailing });
     }
     Ok(Raw::new(value).into())
+}
+
+/// The length of the longest run of spaces together with the word after it (a value's
+/// first word may have no spaces before it).
+fn longest_run_and_word(value: &str) -> usize {
+    let mut longest = 0;
+    let mut start = 0;
+    for (i, pair) in value.as_bytes().windows(2).enumerate() {
+        if pair[1] == b' ' && pair[0] != b' ' {
+            longest = longest.max(i + 1 - start);
+            start = i + 1;
+        }
+    }
+    longest.max(value.len() - start)
 }
 
 /// Like [`header_value`], for a field known to be unstructured (Subject): an ASCII word
@@ -201,6 +224,16 @@ mod tests {
         assert!(matches!(header_value("X-A", &word), Err(MimeError::HeaderTooLong { len: 994, .. })));
         // Long values made of short words fold.
         assert!(header_value("X-A", &"word ".repeat(1000)).is_ok());
+        // A run of spaces moves to the next line whole, with the word after it; trailing
+        // spaces stay on the last line (found by the mime_compose fuzz target: a Subject of
+        // 1022 spaces gave MimeError::Malformed).
+        let run = format!("a{}b", " ".repeat(995));
+        assert!(matches!(header_value("X-A", &run), Err(MimeError::HeaderTooLong { len: 996, .. })));
+        assert!(header_value("X-A", &format!("a{}b", " ".repeat(900))).is_ok());
+        let trailing = " ".repeat(1022);
+        assert!(matches!(header_value("X-A", &trailing), Err(MimeError::HeaderTooLong { len: 1022, .. })));
+        assert!(header_value("X-A", &format!("{}{}", "w ".repeat(50), " ".repeat(900))).is_ok());
+        assert!(matches!(unstructured_value("Subject", &trailing), Ok(HeaderType::Text(_))));
         // A subject may be encoded instead.
         assert!(matches!(unstructured_value("Subject", &"a".repeat(2000)), Ok(HeaderType::Text(_))));
         assert!(matches!(

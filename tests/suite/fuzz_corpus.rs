@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 mod capabilities;
 #[path = "../../fuzz/checks/data_encoder.rs"]
 mod data_encoder;
+#[cfg(feature = "mime")]
+#[path = "../../fuzz/checks/mime_compose.rs"]
+mod mime_compose;
 #[path = "../../fuzz/checks/reply_parser.rs"]
 mod reply_parser;
 #[path = "../../fuzz/checks/session.rs"]
@@ -63,4 +66,10 @@ fn data_encoder_corpus() {
 #[test]
 fn validators_corpus() {
     replay("validators", validators::check);
+}
+
+#[cfg(feature = "mime")]
+#[test]
+fn mime_compose_corpus() {
+    replay("mime_compose", mime_compose::check);
 }

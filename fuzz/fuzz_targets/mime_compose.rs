@@ -1,0 +1,8 @@
+//! Fuzz target `mime_compose`: the invariants live in `fuzz/checks/mime_compose.rs`, shared with the
+//! corpus replay test in the main crate (`tests/suite/fuzz_corpus.rs`).
+#![no_main]
+
+#[path = "../checks/mime_compose.rs"]
+mod check;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));
