@@ -107,11 +107,10 @@ impl Log {
             at = i + 1;
             let line_end = find(&self.out, b"\r\n", i)?;
             let line = std::str::from_utf8(&self.out[i..line_end]).unwrap_or("");
-            if let Some(size) = line.strip_prefix("BDAT ").and_then(|s| s.strip_suffix(" LAST")) {
-                if let Ok(n) = size.parse::<usize>() {
-                    bdat = Some(line_end + 2 + n);
-                    break;
-                }
+            let last_size = line.strip_prefix("BDAT ").and_then(|s| s.strip_suffix(" LAST"));
+            if let Some(n) = last_size.and_then(|size| size.parse::<usize>().ok()) {
+                bdat = Some(line_end + 2 + n);
+                break;
             }
         }
         match (dot, bdat) {
