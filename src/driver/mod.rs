@@ -6,7 +6,7 @@ pub(crate) mod tls;
 pub mod transport;
 
 use std::future::poll_fn;
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -35,6 +35,27 @@ pub(crate) struct TlsTarget {
 }
 
 const READ_BUF: usize = 16 * 1024;
+/// Most pieces gathered into one vectored write.
+const MAX_CHUNKS: usize = 8;
+
+/// The parts of `chunks` after the first `written` octets, as slices for a vectored write.
+fn unwritten(chunks: &[Bytes], mut written: usize) -> ([IoSlice<'_>; MAX_CHUNKS], usize) {
+    let mut slices = [IoSlice::new(&[]); MAX_CHUNKS];
+    let mut n = 0;
+    for chunk in chunks {
+        match chunk.get(written..) {
+            Some(rest) if !rest.is_empty() => {
+                if let Some(slot) = slices.get_mut(n) {
+                    *slot = IoSlice::new(rest);
+                    n += 1;
+                }
+                written = 0;
+            }
+            _ => written = written.saturating_sub(chunk.len()),
+        }
+    }
+    (slices, n)
+}
 
 /// One connection: a session and its transport.
 pub(crate) struct Driver {
@@ -44,6 +65,8 @@ pub(crate) struct Driver {
     /// reads. Allocated on first use and released when the session goes idle, so an idle
     /// connection (in a pool, say) does not keep READ_BUF octets.
     buf: Box<[u8]>,
+    /// What the session handed over for the current write.
+    chunks: Vec<Bytes>,
     /// The one timer behind every deadline of this connection (see [`Timer`]).
     timer: Timer,
     tls: Option<TlsTarget>,
@@ -100,7 +123,7 @@ pub(crate) fn now() -> std::time::Instant {
 
 impl Driver {
     pub fn new(session: Session, io: Transport, tls: Option<TlsTarget>, trace: Option<TraceSink>) -> Self {
-        Self { session, io, buf: Box::default(), timer: Timer::default(), tls, trace }
+        Self { session, io, buf: Box::default(), chunks: Vec::new(), timer: Timer::default(), tls, trace }
     }
 
     fn ensure_buf(&mut self) {
@@ -154,8 +177,10 @@ impl Driver {
                 }
             }
             self.flush_trace();
-            if let Some(bytes) = self.session.poll_transmit(now()) {
-                self.write(bytes).await;
+            if self.take_output() {
+                self.write().await;
+                // The pieces may be the caller's message: not kept past their write.
+                self.chunks.clear();
                 continue;
             }
             match self.session.wants() {
@@ -222,18 +247,33 @@ impl Driver {
         }
     }
 
-    /// Writes `bytes` whole, reading at the same time: a server may reply early (a 550
-    /// during DATA, then stop reading) and its words beat a broken pipe.
-    async fn write(&mut self, bytes: Bytes) {
+    /// Takes what the session has to write, up to [`MAX_CHUNKS`] pieces (a large body
+    /// comes as a piece of its own, between commands), for one vectored write.
+    fn take_output(&mut self) -> bool {
+        self.chunks.clear();
+        while self.chunks.len() < MAX_CHUNKS {
+            match self.session.poll_transmit(now()) {
+                Some(chunk) => self.chunks.push(chunk),
+                None => break,
+            }
+        }
+        !self.chunks.is_empty()
+    }
+
+    /// Writes the taken pieces whole, reading at the same time: a server may reply early
+    /// (a 550 during DATA, then stop reading) and its words beat a broken pipe.
+    async fn write(&mut self) {
         self.ensure_buf();
         let deadline = Instant::now() + self.session.config().timeouts.data_block;
+        let total: usize = self.chunks.iter().map(Bytes::len).sum();
         let mut written = 0;
         let mut reading = true;
-        while written < bytes.len() {
-            let rest = bytes.get(written..).unwrap_or_default();
-            let (io, buf, timer) = (&mut self.io, &mut self.buf, &mut self.timer);
+        while written < total {
+            let (io, buf, timer, chunks) = (&mut self.io, &mut self.buf, &mut self.timer, &self.chunks);
             let step = poll_fn(|cx| {
-                if let Poll::Ready(r) = Pin::new(&mut *io).poll_write(cx, rest) {
+                let (slices, n) = unwritten(chunks, written);
+                let slices = slices.get(..n).unwrap_or_default();
+                if let Poll::Ready(r) = Pin::new(&mut *io).poll_write_vectored(cx, slices) {
                     return Poll::Ready(Ok(Io::Wrote(r)));
                 }
                 if reading {
@@ -384,6 +424,21 @@ mod tests {
         let e = io_error(io::Error::new(io::ErrorKind::InvalidData, "not TLS"));
         assert!(matches!(e, Error::Io(_)), "{e:?}");
         assert!(matches!(io_error(io::ErrorKind::ConnectionReset.into()), Error::Io(_)));
+    }
+
+    #[test]
+    fn unwritten_skips_what_was_written_across_pieces() {
+        let chunks =
+            [Bytes::from_static(b"ab"), Bytes::new(), Bytes::from_static(b"cde"), Bytes::from_static(b"f")];
+        let rest = |written| {
+            let (slices, n) = unwritten(&chunks, written);
+            slices.iter().take(n).map(|s| String::from_utf8_lossy(s).into_owned()).collect::<Vec<_>>()
+        };
+        assert_eq!(rest(0), ["ab", "cde", "f"]);
+        assert_eq!(rest(1), ["b", "cde", "f"]);
+        assert_eq!(rest(2), ["cde", "f"]);
+        assert_eq!(rest(4), ["e", "f"]);
+        assert!(rest(6).is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -64,6 +64,9 @@ pub struct BodyInfo {
     pub normalized_len: u64,
     /// True when the normalised body ends with CRLF (or is empty).
     pub ends_with_crlf: bool,
+    /// False only when the body is known to have no line that starts with a dot: with
+    /// CRLF-clean line endings it then goes on the wire exactly as it is.
+    pub dot_lines: bool,
 }
 
 /// Checks a whole body against `policy` and RFC 5321 limits.
@@ -90,6 +93,7 @@ pub fn analyze(body: &[u8], policy: LineEndings) -> Result<BodyInfo, BodyError> 
             needs_normalization: false,
             normalized_len: body.len() as u64,
             ends_with_crlf,
+            dot_lines: scan.dot_lines,
         }),
         None => analyze_lines(body, policy),
     }
@@ -101,21 +105,48 @@ struct Scan {
     pairs_clean: bool,
     nul: bool,
     eight_bit: bool,
+    /// An LF followed by a dot, or a dot first: a line the encoder must stuff.
+    dot_lines: bool,
 }
 
-/// One branch-free (vectorised) pass over adjacent octet pairs for what [`analyze`] needs.
+/// One branch-free pass over adjacent octet pairs for what [`analyze`] needs, in blocks
+/// of fixed width whose lanes the compiler turns into vector operations.
 fn scan(body: &[u8]) -> Scan {
-    let (mut bad, mut nul, mut high) = (0u8, 0u8, 0u8);
-    for (&a, &b) in body.iter().zip(body.get(1..).unwrap_or_default()) {
-        bad |= u8::from(a == b'\r') ^ u8::from(b == b'\n');
-        nul |= u8::from(a == 0);
-        high |= a;
+    const W: usize = 32;
+    let (mut bad, mut low, mut high, mut dot) = ([0u8; W], [u8::MAX; W], [0u8; W], [0u8; W]);
+    let next = body.get(1..).unwrap_or_default();
+    let blocks = body.chunks_exact(W).zip(next.chunks_exact(W));
+    let mut done = 0;
+    for (a, b) in blocks {
+        let lanes = bad.iter_mut().zip(&mut low).zip(&mut high).zip(&mut dot).zip(a.iter().zip(b));
+        for ((((bad, low), high), dot), (&a, &b)) in lanes {
+            // RFC 5321 2.3.8: CR and LF only as the pair CRLF.
+            *bad |= u8::from(a == b'\r') ^ u8::from(b == b'\n');
+            *low = (*low).min(a);
+            *high |= a;
+            *dot |= u8::from(a == b'\n') & u8::from(b == b'.');
+        }
+        done += W;
     }
-    if let Some(&last) = body.last() {
-        nul |= u8::from(last == 0);
-        high |= last;
+    // The tail, whose last octet has no successor.
+    let tail = body.get(done..).unwrap_or_default();
+    let tail_next = next.get(done..).unwrap_or_default();
+    for (i, &a) in tail.iter().enumerate() {
+        let b = tail_next.get(i).copied();
+        if b.is_some() {
+            bad[0] |= u8::from(a == b'\r') ^ u8::from(b == Some(b'\n'));
+            dot[0] |= u8::from(a == b'\n') & u8::from(b == Some(b'.'));
+        }
+        low[0] = low[0].min(a);
+        high[0] |= a;
     }
-    Scan { pairs_clean: bad == 0, nul: nul != 0, eight_bit: high & 0x80 != 0 }
+    let any = |lanes: [u8; W]| lanes.iter().fold(0, |acc, &l| acc | l) != 0;
+    Scan {
+        pairs_clean: !any(bad),
+        nul: low.contains(&0),
+        eight_bit: any(high.map(|h| h & 0x80)),
+        dot_lines: any(dot) || body.first() == Some(&b'.'),
+    }
 }
 
 /// True when, inside `bytes`, every CR is followed by LF and every LF is preceded by CR.
@@ -165,6 +196,7 @@ fn analyze_lines(body: &[u8], policy: LineEndings) -> Result<BodyInfo, BodyError
     let mut line = 1usize;
     let mut start = 0usize;
     let mut ends_with_crlf = true;
+    let mut dot_lines = body.first() == Some(&b'.');
     let mut rest = body;
     while let Some(i) = memchr::memchr2(b'\r', b'\n', rest) {
         let at = start + i;
@@ -186,6 +218,7 @@ fn analyze_lines(body: &[u8], policy: LineEndings) -> Result<BodyInfo, BodyError
         line += 1;
         start += consumed;
         rest = rest.get(consumed..).unwrap_or_default();
+        dot_lines |= rest.first() == Some(&b'.');
     }
     if !rest.is_empty() {
         ends_with_crlf = false;
@@ -198,6 +231,7 @@ fn analyze_lines(body: &[u8], policy: LineEndings) -> Result<BodyInfo, BodyError
         needs_normalization: added > 0,
         normalized_len: body.len() as u64 + added,
         ends_with_crlf,
+        dot_lines,
     })
 }
 
@@ -285,6 +319,33 @@ impl DotStuffer {
         } else {
             self.stuff_clean(input, out);
         }
+    }
+
+    /// Copies a piece of a body that [`analyze`] found CRLF-clean and without a line that
+    /// starts with a dot ([`BodyInfo::dot_lines`] false): nothing to change, so it is
+    /// copied whole.
+    pub fn encode_verbatim(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        if self.pending_cr {
+            self.encode(input, out);
+            return;
+        }
+        out.extend_from_slice(input);
+        if let Some(&last) = input.last() {
+            self.at_line_start = last == b'\n';
+        }
+    }
+
+    /// Records that `input`, a piece [`DotStuffer::encode_verbatim`] would copy
+    /// unchanged, goes on the wire by other means (without a copy). False, with nothing
+    /// recorded, when the encoder holds back a CR and the piece must be encoded instead.
+    pub fn sent_verbatim(&mut self, input: &[u8]) -> bool {
+        if self.pending_cr {
+            return false;
+        }
+        if let Some(&last) = input.last() {
+            self.at_line_start = last == b'\n';
+        }
+        true
     }
 
     /// Copies `text`, which has no bare line ending, doubling every dot that starts a line:

@@ -284,6 +284,8 @@ impl Kind {
 struct Pending {
     kind: Kind,
     sent_at: Option<Instant>,
+    /// Position in the output (see [`Session::mark`]): written once the output up to it is.
+    mark: u64,
 }
 
 #[derive(Debug)]
@@ -315,6 +317,8 @@ struct Tx {
     end_queued: bool,
     /// The end of data was handed to the driver: from here on a lost link is ambiguous.
     end_written: bool,
+    /// Position of the end of data in the output (see [`Session::mark`]).
+    end_mark: u64,
     /// LMTP per-recipient replies after the final dot.
     lmtp: Vec<Reply>,
 }
@@ -378,6 +382,9 @@ struct BodyState {
 const DATA_PIECE: usize = 64 * 1024;
 /// Spare room reserved beside a DATA piece in the output buffer (see `fill_body`).
 const FLIGHT_SLACK: usize = 1024;
+/// A body piece at least this long that goes on the wire unchanged is written from the
+/// caller's buffer; a shorter one is cheaper to copy than to write separately.
+const ZERO_COPY_MIN: usize = 16 * 1024;
 /// Stop filling the output buffer past this size; the driver writes it first.
 const OUT_HIGH_WATER: usize = 256 * 1024;
 
@@ -388,6 +395,12 @@ pub struct Session {
     input: BytesMut,
     parser: ReplyParser,
     out: Vec<u8>,
+    /// Output that goes before `out`: sealed copies of it and body pieces sent without a
+    /// copy, each with the output position it ends at.
+    segments: VecDeque<(Bytes, u64)>,
+    /// Counts the things in the output whose writing matters (commands awaiting a reply,
+    /// ends of data), so that handing over one segment marks exactly those it holds.
+    marks: u64,
     in_flight: VecDeque<Pending>,
     ops: VecDeque<Op>,
     txs: VecDeque<Tx>,
@@ -414,6 +427,7 @@ impl fmt::Debug for Session {
             .field("stage", &self.stage)
             .field("input_len", &self.input.len())
             .field("out_len", &self.out.len())
+            .field("segments", &self.segments.len())
             .field("in_flight", &self.in_flight)
             .field("ops", &self.ops)
             .field("txs", &self.txs)
@@ -435,13 +449,15 @@ impl Session {
     pub fn new(config: SessionConfig, now: Instant) -> Self {
         let parser = ReplyParser::new(config.reply_limits);
         let mut in_flight = VecDeque::new();
-        in_flight.push_back(Pending { kind: Kind::Greeting, sent_at: Some(now) });
+        in_flight.push_back(Pending { kind: Kind::Greeting, sent_at: Some(now), mark: 0 });
         Self {
             config,
             stage: Stage::Greeting,
             input: BytesMut::new(),
             parser,
             out: Vec::new(),
+            segments: VecDeque::new(),
+            marks: 0,
             in_flight,
             ops: VecDeque::new(),
             txs: VecDeque::new(),
@@ -488,6 +504,7 @@ impl Session {
             aborting: false,
             end_queued: false,
             end_written: false,
+            end_mark: 0,
             lmtp: Vec::new(),
         });
         self.ops.push_back(Op::Message(id));
@@ -621,15 +638,14 @@ impl Session {
     /// The next bytes to write, if any. `now` starts the deadlines of the commands in them.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
         self.fill_body();
+        if let Some((segment, upto)) = self.segments.pop_front() {
+            self.mark(upto, now);
+            return Some(segment);
+        }
         if self.out.is_empty() {
             return None;
         }
-        for p in self.in_flight.iter_mut().filter(|p| p.sent_at.is_none()) {
-            p.sent_at = Some(now);
-        }
-        for tx in self.txs.iter_mut().filter(|t| t.end_queued) {
-            tx.end_written = true;
-        }
+        self.mark(self.marks, now);
         Some(Bytes::from(std::mem::take(&mut self.out)))
     }
 
@@ -707,6 +723,7 @@ impl Session {
             && self.body.is_none()
             && self.input.is_empty()
             && self.out.is_empty()
+            && self.segments.is_empty()
     }
 
     // ---- input processing ------------------------------------------------------------
@@ -1202,9 +1219,9 @@ impl Session {
                 // RFC 2920 section 3.1: if every RCPT failed but DATA was accepted, "the client
                 // SMTP should send a single dot". Nothing is delivered.
                 tx.aborting = true;
-                tx.end_queued = true;
                 self.out.extend_from_slice(b".\r\n");
-                self.in_flight.push_back(Pending { kind: Kind::DataEnd(id), sent_at: None });
+                self.end_queued(id);
+                self.expect_reply(Kind::DataEnd(id));
                 self.current = None;
             }
             return;
@@ -1379,7 +1396,55 @@ impl Session {
             };
             self.trace.push_back(TraceLine { direction: Direction::Client, text });
         }
-        self.in_flight.push_back(Pending { kind, sent_at: None });
+        self.expect_reply(kind);
+    }
+
+    /// Awaits a reply to what was just put in the output.
+    fn expect_reply(&mut self, kind: Kind) {
+        self.marks += 1;
+        self.in_flight.push_back(Pending { kind, sent_at: None, mark: self.marks });
+    }
+
+    /// The end of data of `id` was just put in the output.
+    fn end_queued(&mut self, id: MessageId) {
+        self.marks += 1;
+        let mark = self.marks;
+        if let Some(tx) = self.tx_mut(id) {
+            tx.end_queued = true;
+            tx.end_mark = mark;
+        }
+    }
+
+    /// Queues `piece` for writing after what is in `out`, without copying it.
+    fn push_segment(&mut self, piece: Bytes) {
+        self.seal_out();
+        self.segments.push_back((piece, self.marks));
+    }
+
+    /// Moves what `out` holds into a segment of its own, so later segments follow it.
+    fn seal_out(&mut self) {
+        if !self.out.is_empty() {
+            let sealed = Bytes::from(std::mem::take(&mut self.out));
+            self.segments.push_back((sealed, self.marks));
+        }
+    }
+
+    /// Everything in the output up to `upto` has been handed to the driver: commands in it
+    /// are written (their deadlines start `now`), and so are ends of data (a lost link is
+    /// ambiguous from here on).
+    fn mark(&mut self, upto: u64, now: Instant) {
+        for p in self.in_flight.iter_mut().filter(|p| p.sent_at.is_none() && p.mark <= upto) {
+            p.sent_at = Some(now);
+        }
+        for tx in self.txs.iter_mut().filter(|t| t.end_queued && t.end_mark <= upto) {
+            tx.end_written = true;
+        }
+    }
+
+    /// Drops every byte not yet handed over.
+    fn clear_output(&mut self) {
+        self.out.clear();
+        self.segments.clear();
     }
 
     fn trace_reply(&mut self, reply: &Reply) {
@@ -1405,7 +1470,7 @@ impl Session {
 
     /// Streams the current body into the output buffer up to the high-water mark.
     fn fill_body(&mut self) {
-        while self.out.len() < OUT_HIGH_WATER {
+        while self.out.len() + self.segments.iter().map(|(s, _)| s.len()).sum::<usize>() < OUT_HIGH_WATER {
             let Some(state) = self.body.as_mut() else { return };
             if state.paused {
                 return;
@@ -1419,21 +1484,38 @@ impl Session {
             match &mut state.encoder {
                 Encoder::Data(stuffer) => {
                     let end = (start + DATA_PIECE).min(tx.body.len());
+                    let piece = tx.body.get(start..end).unwrap_or_default();
                     // Room for the piece, its stuffing, the terminator and the next
                     // message's commands, which usually join this write: one allocation
                     // per flight instead of one per growth step.
-                    self.out.reserve(end - start + FLIGHT_SLACK);
-                    let piece = tx.body.get(start..end).unwrap_or_default();
-                    if tx.info.needs_normalization {
-                        stuffer.encode(piece, &mut self.out);
-                    } else {
-                        // `analyze` checked every line ending when the message was queued.
-                        stuffer.encode_clean(piece, &mut self.out);
+                    let room = end - start + FLIGHT_SLACK;
+                    let mut direct = None;
+                    // `analyze` checked every line ending when the message was queued.
+                    match (tx.info.needs_normalization, tx.info.dot_lines) {
+                        (true, _) => {
+                            self.out.reserve(room);
+                            stuffer.encode(piece, &mut self.out);
+                        }
+                        (false, true) => {
+                            self.out.reserve(room);
+                            stuffer.encode_clean(piece, &mut self.out);
+                        }
+                        // Goes on the wire as it is: a large piece is written from the
+                        // caller's buffer instead of a copy.
+                        (false, false) if piece.len() >= ZERO_COPY_MIN && stuffer.sent_verbatim(piece) => {
+                            direct = Some(tx.body.slice(start..end));
+                        }
+                        (false, false) => {
+                            self.out.reserve(room);
+                            stuffer.encode_verbatim(piece, &mut self.out);
+                        }
                     }
                     state.offset = end;
-                    if end == tx.body.len() {
-                        tx.end_queued = true;
-                        let octets = tx.body.len();
+                    let octets = tx.body.len();
+                    if let Some(piece) = direct {
+                        self.push_segment(piece);
+                    }
+                    if end == octets {
                         self.finish_data(octets);
                     }
                 }
@@ -1445,7 +1527,6 @@ impl Session {
                     state.offset = end;
                     if last {
                         std::mem::take(normalizer).finish(&mut chunk);
-                        tx.end_queued = true;
                     }
                     self.emit_bdat_chunk(id, chunk, last);
                 }
@@ -1459,6 +1540,7 @@ impl Session {
         if let Encoder::Data(stuffer) = state.encoder {
             stuffer.finish(&mut self.out);
         }
+        self.end_queued(state.id);
         self.push_end_of_data(state.id);
         self.trace_data(octets);
         self.current = None;
@@ -1474,10 +1556,10 @@ impl Session {
             _ => 0,
         };
         if accepted == 0 {
-            self.in_flight.push_back(Pending { kind: Kind::DataEnd(id), sent_at: None });
+            self.expect_reply(Kind::DataEnd(id));
         }
         for i in 0..accepted {
-            self.in_flight.push_back(Pending { kind: Kind::LmtpEnd(id, i), sent_at: None });
+            self.expect_reply(Kind::LmtpEnd(id, i));
         }
     }
 
@@ -1493,6 +1575,9 @@ impl Session {
         let size = chunk.len() as u64;
         self.push_command(&Command::Bdat { size, last }, Kind::Bdat(id, last));
         self.out.extend_from_slice(&chunk);
+        if last {
+            self.end_queued(id);
+        }
         self.trace_data(chunk.len());
     }
 
@@ -1514,7 +1599,7 @@ impl Session {
             return;
         }
         self.fail_all(&err);
-        self.out.clear();
+        self.clear_output();
         self.push_command(&Command::Quit, Kind::Quit(None));
         self.stage = Stage::Quitting(Some(err));
     }
@@ -1578,7 +1663,7 @@ impl Session {
     fn close(&mut self, err: Option<Error>) {
         self.fail_all(err.as_ref().unwrap_or(&Error::SessionClosed));
         self.stage = Stage::Closed;
-        self.out.clear();
+        self.clear_output();
         self.events.push_back(Event::Closed(err));
     }
 }

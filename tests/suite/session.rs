@@ -306,9 +306,18 @@ impl Server {
 
 // ---- messages and the driver loop --------------------------------------------------------
 
-/// A body with dot lines, bare LFs, blank lines and sometimes no final line ending.
+/// A body with dot lines, bare LFs, blank lines and sometimes no final line ending; now
+/// and then a large clean one, which the session writes from the caller's buffer.
 fn random_body(rng: &mut Lcg, n: usize) -> Vec<u8> {
     let mut body = format!("Subject: message {n}\r\n\r\n").into_bytes();
+    if rng.chance(15) {
+        let lines = 200 + rng.below(600) as usize;
+        for i in 0..lines {
+            body.extend((0..76).map(|j| b'a' + ((i + j) % 26) as u8));
+            body.extend_from_slice(b"\r\n");
+        }
+        return body;
+    }
     for _ in 0..rng.below(30) {
         match rng.below(8) {
             0 => body.extend_from_slice(b".\r\n"),
@@ -1138,4 +1147,89 @@ fn plaintext_never_carries_mail_or_credentials_when_tls_is_not_up() {
             }
         }
     }
+}
+
+// ---- large bodies written without a copy -----------------------------------------------------
+
+/// A ready pipelining session and a large clean body (no dot lines, CRLF only) queued
+/// behind its MAIL/RCPT/DATA, which are answered.
+fn large_clean_body_after_354() -> (Session, Bytes, Instant) {
+    let now = Instant::now();
+    let mut s = Session::new(config(true, false), now);
+    s.handle_input(now, b"220 mx.test ESMTP\r\n");
+    while s.poll_transmit(now).is_some() {}
+    s.handle_input(now, b"250-mx.test\r\n250 PIPELINING\r\n");
+    assert!(s.is_ready());
+    let mut body = Vec::new();
+    for i in 0..2000 {
+        body.extend((0..76).map(|j| b'a' + ((i + j) % 26) as u8));
+        body.extend_from_slice(b"\r\n");
+    }
+    let body = Bytes::from(body);
+    let envelope = Envelope::parse("a@src.test", &["b@dst.test"]).unwrap();
+    s.send_message(envelope, body.clone(), MessageOptions::default()).unwrap();
+    let flight = s.poll_transmit(now).unwrap();
+    assert_eq!(&flight[..], b"MAIL FROM:<a@src.test>\r\nRCPT TO:<b@dst.test>\r\nDATA\r\n");
+    s.handle_input(now, b"250 ok\r\n250 ok\r\n354 go\r\n");
+    (s, body, now)
+}
+
+#[test]
+fn a_large_clean_body_goes_out_from_the_callers_buffer_and_exact() {
+    let (mut s, body, now) = large_clean_body_after_354();
+    let mut wire = Vec::new();
+    let mut shared = 0;
+    while let Some(chunk) = s.poll_transmit(now) {
+        let inside = body.as_ptr_range();
+        if inside.contains(&chunk.as_ptr()) {
+            shared += chunk.len();
+        }
+        wire.extend_from_slice(&chunk);
+    }
+    assert_eq!(shared, body.len(), "every body octet is written from the caller's buffer");
+    let mut expected = body.to_vec();
+    expected.extend_from_slice(b".\r\n");
+    assert_eq!(wire, expected);
+    s.handle_input(now, b"250 2.0.0 queued as Q1\r\n");
+    let outcome = std::iter::from_fn(|| s.poll_event()).find_map(|e| match e {
+        Event::Message { result, .. } => Some(result),
+        _ => None,
+    });
+    match outcome {
+        Some(Ok(report)) => assert_eq!(report.queue_id().as_deref(), Some("Q1")),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The end of data counts as written only when the chunk holding it is handed over: a
+/// link lost while only body pieces are out is a plain failure, not an ambiguous one.
+#[test]
+fn losing_the_link_before_the_terminator_chunk_is_not_ambiguous() {
+    let (mut s, body, now) = large_clean_body_after_354();
+    let mut handed = 0;
+    // Hand over body pieces only, never the chunk with the terminator.
+    while handed < body.len() {
+        let chunk = s.poll_transmit(now).expect("more body");
+        handed += chunk.len();
+        assert!(handed <= body.len(), "the terminator came with a body piece");
+    }
+    s.handle_eof();
+    let outcome = std::iter::from_fn(|| s.poll_event()).find_map(|e| match e {
+        Event::Message { result, .. } => Some(result),
+        _ => None,
+    });
+    match outcome {
+        Some(Err(e)) => assert!(!e.is_ambiguous(), "{e:?}"),
+        other => panic!("{other:?}"),
+    }
+
+    // Handed over whole, the same loss is ambiguous.
+    let (mut s, _, now) = large_clean_body_after_354();
+    while s.poll_transmit(now).is_some() {}
+    s.handle_eof();
+    let outcome = std::iter::from_fn(|| s.poll_event()).find_map(|e| match e {
+        Event::Message { result, .. } => Some(result),
+        _ => None,
+    });
+    assert!(matches!(outcome, Some(Err(ref e)) if e.is_ambiguous()), "{outcome:?}");
 }

@@ -130,6 +130,8 @@ proptest! {
         prop_assert_eq!(info.normalized_len, normalized.len() as u64);
         prop_assert_eq!(info.ends_with_crlf, normalized.is_empty() || normalized.ends_with(b"\r\n"));
         prop_assert_eq!(info.needs_normalization, normalized.len() != body.len());
+        let dot_lines = normalized.first() == Some(&b'.') || normalized.windows(2).any(|w| w == b"\n.");
+        prop_assert_eq!(info.dot_lines, dot_lines);
 
         let whole = encode_data(&[&body]);
         let split = encode_data(&pieces(&body, &cuts));
@@ -164,7 +166,7 @@ proptest! {
     /// pieces that split a CRLF included.
     #[test]
     fn clean_bodies_encode_the_same_on_the_fast_path(
-        lines in prop::collection::vec(prop::collection::vec(prop::sample::select(&b".a.b.."[..]), 0..6), 0..12),
+        lines in prop::collection::vec(prop::collection::vec(prop::sample::select(&b".a.b..xyz"[..]), 0..6), 0..12),
         partial in any::<bool>(),
         cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
     ) {
@@ -174,13 +176,25 @@ proptest! {
         }
         let info = analyze(&body, LineEndings::Normalize).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
         prop_assert!(!info.needs_normalization);
+        let starts_with_dot = body.first() == Some(&b'.') || body.windows(2).any(|w| w == b"\n.");
+        prop_assert_eq!(info.dot_lines, starts_with_dot);
+        let expected = encode_data(&[&body]);
         let mut fast = Vec::new();
         let mut s = DotStuffer::new();
         for piece in pieces(&body, &cuts) {
             s.encode_clean(piece, &mut fast);
         }
         s.finish(&mut fast);
-        prop_assert_eq!(fast, encode_data(&[&body]));
+        prop_assert_eq!(&fast, &expected);
+        if !info.dot_lines {
+            let mut verbatim = Vec::new();
+            let mut s = DotStuffer::new();
+            for piece in pieces(&body, &cuts) {
+                s.encode_verbatim(piece, &mut verbatim);
+            }
+            s.finish(&mut verbatim);
+            prop_assert_eq!(&verbatim, &expected);
+        }
     }
 
     #[test]
