@@ -127,6 +127,29 @@ pub fn check(data: &[u8]) {
     assert_eq!(stuff(parts.iter().copied()), whole, "output depends on the split");
     assert_eq!(stuff(body.chunks(1)), whole, "one byte at a time");
 
+    // The session's fast paths for bodies found CRLF-clean give the same wire form.
+    let dot_lines = normal.first() == Some(&b'.') || count(&normal, b"\n.") > 0;
+    assert_eq!(info.dot_lines, dot_lines, "dot_lines");
+    if !info.needs_normalization {
+        let fast = |verbatim: bool| {
+            let mut out = Vec::new();
+            let mut s = DotStuffer::new();
+            for p in &parts {
+                if verbatim {
+                    s.encode_verbatim(p, &mut out);
+                } else {
+                    s.encode_clean(p, &mut out);
+                }
+            }
+            s.finish(&mut out);
+            out
+        };
+        assert_eq!(fast(false), whole, "encode_clean");
+        if !info.dot_lines {
+            assert_eq!(fast(true), whole, "encode_verbatim");
+        }
+    }
+
     // The strict receiver gets back the normalised body (plus the CRLF the encoder adds to an
     // unfinished last line).
     let mut expected = normal.clone();
