@@ -1055,3 +1055,13 @@ async fn many_messages_on_one_connection() {
     assert_eq!(msgs[299].header("subject").as_deref(), Some("299"));
     assert!(server.violations().is_empty());
 }
+
+/// The builder's `Debug` names users but never prints their passwords or tokens.
+#[test]
+fn builder_debug_never_shows_credentials() {
+    let builder =
+        TestServer::builder().user("alice", "hunter2-secret").oauth_token("bob", "ya29.token-secret");
+    let shown = format!("{builder:?}");
+    assert!(shown.contains("alice") && shown.contains("bob"), "{shown}");
+    assert!(!shown.contains("hunter2") && !shown.contains("token-secret"), "{shown}");
+}

@@ -39,8 +39,8 @@ pub(crate) struct Config {
     pub require_auth: bool,
     pub require_tls: bool,
     pub certificate: CertKind,
-    pub users: Vec<(String, String)>,
-    pub oauth_tokens: Vec<(String, String)>,
+    pub users: NamedSecrets,
+    pub oauth_tokens: NamedSecrets,
     pub auth_mechanisms: Option<Vec<String>>,
     pub scram: ScramConfig,
     pub require_client_cert: bool,
@@ -51,6 +51,30 @@ pub(crate) struct Config {
     pub max_data_line: Option<usize>,
     pub idle_timeout: Option<Duration>,
     pub rules: Vec<FaultRule>,
+}
+
+/// Names with their passwords or tokens; `Debug` shows the names only, so a test that
+/// prints its server's configuration never prints a credential.
+#[derive(Clone, Default)]
+pub(crate) struct NamedSecrets(Vec<(String, String)>);
+
+impl std::ops::Deref for NamedSecrets {
+    type Target = Vec<(String, String)>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for NamedSecrets {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl std::fmt::Debug for NamedSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.0.iter().map(|(name, _)| (name, "[redacted]"))).finish()
+    }
 }
 
 /// SCRAM-SHA-256 parameters; random nonce suffix and salt unless fixed.
@@ -128,8 +152,8 @@ impl Default for TestServerBuilder {
                 require_auth: false,
                 require_tls: false,
                 certificate: CertKind::Valid,
-                users: Vec::new(),
-                oauth_tokens: Vec::new(),
+                users: NamedSecrets::default(),
+                oauth_tokens: NamedSecrets::default(),
                 auth_mechanisms: None,
                 scram: ScramConfig { nonce_suffix: None, salt: None, iterations: 4096 },
                 require_client_cert: false,
