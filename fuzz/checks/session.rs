@@ -161,6 +161,8 @@ impl Fuzz {
             assert!(!bytes.is_empty());
             assert!(self.log.closed == 0, "bytes to write after Closed");
             self.log.out.extend_from_slice(&bytes);
+            // Written: handed back for reuse, as the tokio driver does.
+            self.session.recycle(bytes);
         }
         while let Some(event) = self.session.poll_event() {
             assert_eq!(self.log.closed, 0, "event after Closed: {event:?}");

@@ -163,6 +163,7 @@ impl Driver {
         // awaits no reply either, and freeing then would cost an allocation per message.
         if self.session.is_closed() || self.session.is_idle_and_clean() {
             self.buf = Box::default();
+            self.chunks = Vec::new();
             self.timer.clear();
         }
         found
@@ -179,8 +180,11 @@ impl Driver {
             self.flush_trace();
             if self.take_output() {
                 self.write().await;
-                // The pieces may be the caller's message: not kept past their write.
-                self.chunks.clear();
+                // The pieces may be the caller's message: not kept past their write. The
+                // session's own buffers go back to it for reuse.
+                for chunk in self.chunks.drain(..) {
+                    self.session.recycle(chunk);
+                }
                 continue;
             }
             match self.session.wants() {

@@ -199,9 +199,10 @@ pub struct ReplyParser {
     recent: RecentTexts,
 }
 
-/// Capacity the parser keeps between replies; a larger buffer (after a long EHLO, say)
-/// is released so an idle connection does not hold it.
-const KEEP_TEXT: usize = 1024;
+/// Capacity the parser keeps between replies: enough for the one-line replies of a
+/// transaction; a larger buffer (after a multi-line EHLO, say) is released so an idle
+/// connection does not hold it.
+const KEEP_TEXT: usize = 128;
 
 /// The texts of a few short replies seen before, shared with each reply that repeats one.
 ///
@@ -327,6 +328,15 @@ impl ReplyParser {
             ReplyError::LineTooLong(self.limits.max_line)
         } else {
             ReplyError::TooLarge(self.limits.max_reply)
+        }
+    }
+
+    /// Releases what the parser keeps for the next replies (a text buffer, the shared
+    /// texts of recent replies) while nothing is awaited: an idle connection holds less.
+    pub fn release_idle(&mut self) {
+        if self.pos == 0 && self.line_count == 0 {
+            self.text = Vec::new();
+            self.recent = RecentTexts::default();
         }
     }
 

@@ -385,6 +385,8 @@ const FLIGHT_SLACK: usize = 1024;
 /// A body piece at least this long that goes on the wire unchanged is written from the
 /// caller's buffer; a shorter one is cheaper to copy than to write separately.
 const ZERO_COPY_MIN: usize = 16 * 1024;
+/// Largest written buffer kept for reuse ([`Session::recycle`]).
+const RECYCLE_MAX: usize = 128 * 1024;
 /// Stop filling the output buffer past this size; the driver writes it first.
 const OUT_HIGH_WATER: usize = 256 * 1024;
 
@@ -398,6 +400,8 @@ pub struct Session {
     /// Output that goes before `out`: sealed copies of it and body pieces sent without a
     /// copy, each with the output position it ends at.
     segments: VecDeque<(Bytes, u64)>,
+    /// An emptied output buffer given back with [`Session::recycle`], for the next output.
+    spare: Vec<u8>,
     /// Counts the things in the output whose writing matters (commands awaiting a reply,
     /// ends of data), so that handing over one segment marks exactly those it holds.
     marks: u64,
@@ -457,6 +461,7 @@ impl Session {
             parser,
             out: Vec::new(),
             segments: VecDeque::new(),
+            spare: Vec::new(),
             marks: 0,
             in_flight,
             ops: VecDeque::new(),
@@ -646,7 +651,29 @@ impl Session {
             return None;
         }
         self.mark(self.marks, now);
-        Some(Bytes::from(std::mem::take(&mut self.out)))
+        let next = std::mem::take(&mut self.spare);
+        Some(Bytes::from(std::mem::replace(&mut self.out, next)))
+    }
+
+    /// Gives back output that [`Session::poll_transmit`] returned, once it is written: its
+    /// buffer is reused for later output instead of a new allocation per write. Optional;
+    /// a buffer still shared elsewhere (a piece of a caller's message) is just dropped, and
+    /// so is everything while nothing is queued (an idle connection keeps no buffer).
+    pub fn recycle(&mut self, written: Bytes) {
+        if (self.txs.is_empty() && self.ops.is_empty()) || self.spare.capacity() > 0 {
+            return;
+        }
+        let Ok(buffer) = written.try_into_mut() else { return };
+        let mut buffer = Vec::from(buffer);
+        if buffer.capacity() > RECYCLE_MAX {
+            return;
+        }
+        buffer.clear();
+        if self.out.capacity() == 0 {
+            self.out = buffer;
+        } else {
+            self.spare = buffer;
+        }
     }
 
     /// The next event, if any.
@@ -738,7 +765,10 @@ impl Session {
                 return;
             }
             match self.parser.parse(&self.input) {
-                Ok(None) => return,
+                Ok(None) => {
+                    self.release_idle_buffers();
+                    return;
+                }
                 Ok(Some((reply, used))) => {
                     self.input.advance(used);
                     self.last_reply_at = now;
@@ -1438,6 +1468,17 @@ impl Session {
         }
         for tx in self.txs.iter_mut().filter(|t| t.end_queued && t.end_mark <= upto) {
             tx.end_written = true;
+        }
+    }
+
+    /// With nothing queued, lets go of output capacity kept for reuse ([`Session::recycle`]):
+    /// an idle pooled connection holds as little memory as it can.
+    fn release_idle_buffers(&mut self) {
+        if self.txs.is_empty() && self.ops.is_empty() && self.out.is_empty() && self.in_flight.is_empty() {
+            self.out = Vec::new();
+            self.spare = Vec::new();
+            self.segments = VecDeque::new();
+            self.parser.release_idle();
         }
     }
 

@@ -1233,3 +1233,30 @@ fn losing_the_link_before_the_terminator_chunk_is_not_ambiguous() {
     });
     assert!(matches!(outcome, Some(Err(ref e)) if e.is_ambiguous()), "{outcome:?}");
 }
+
+/// Output handed back with `recycle` is reused for the next flight instead of a new
+/// allocation.
+#[test]
+fn recycled_output_buffers_are_reused() {
+    let now = Instant::now();
+    let mut s = Session::new(config(true, false), now);
+    s.handle_input(now, b"220 mx.test ESMTP\r\n");
+    while s.poll_transmit(now).is_some() {}
+    s.handle_input(now, b"250-mx.test\r\n250 PIPELINING\r\n");
+    let envelope = Envelope::parse("a@src.test", &["b@dst.test"]).unwrap();
+    let body = Bytes::from_static(b"Subject: s\r\n\r\nsome text\r\n");
+    for _ in 0..3 {
+        s.send_message(envelope.clone(), body.clone(), MessageOptions::default()).unwrap();
+    }
+    let first = s.poll_transmit(now).unwrap();
+    s.recycle(first);
+    s.handle_input(now, b"250 ok\r\n250 ok\r\n354 go\r\n");
+    // Body, dot and the next message's commands.
+    let second = s.poll_transmit(now).unwrap();
+    let reused_at = second.as_ptr();
+    s.recycle(second);
+    s.handle_input(now, b"250 queued\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+    let third = s.poll_transmit(now).unwrap();
+    assert_eq!(third.as_ptr(), reused_at, "the second flight's buffer carries the third");
+    assert!(third.starts_with(b"Subject: s\r\n"));
+}
