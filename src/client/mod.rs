@@ -615,7 +615,7 @@ impl Client {
         }
         let outcome = match self.outcomes.pop_front() {
             Some(outcome) => Some(outcome),
-            None if self.busy => None,
+            None if self.busy => self.abandon(),
             None => {
                 self.busy = true;
                 let outcome = self
@@ -641,6 +641,19 @@ impl Client {
                 None
             }
         }
+    }
+
+    /// After an operation's future was dropped half way the stream may hold half a write,
+    /// so the connection is over: what was submitted is settled as a lost connection
+    /// settles it (ambiguous where the end of data was written, failed where it was not).
+    fn abandon(&mut self) -> Option<(MessageId, Result<SendReport, Error>)> {
+        if !self.driver.session.is_closed() {
+            self.driver.session.handle_eof();
+        }
+        while let Some(event) = self.driver.session.poll_event() {
+            stash(&mut self.outcomes, event);
+        }
+        self.outcomes.pop_front()
     }
 
     /// Messages submitted whose outcome [`Client::next_outcome`] has not returned yet.

@@ -373,3 +373,24 @@ async fn submitted_outcomes_survive_other_operations() {
     client.quit().await.unwrap();
     assert_eq!(server.messages().len(), 2);
 }
+
+/// A submitted message whose connection was poisoned by a dropped operation still gets
+/// an outcome: not sent (its end of data was never written), never silence.
+#[tokio::test]
+async fn submitted_messages_get_an_outcome_after_a_dropped_operation() {
+    use smtpkit::MessageOptions;
+    let mut steps: Vec<Step> = HELLO.into_iter().collect();
+    steps.push(Step::Hang(Duration::from_secs(3600)));
+    let mut client = connect(steps, plain()).await.unwrap();
+    let submitted = client.submit(env(), bytes::Bytes::from_static(b"x"), MessageOptions::default()).unwrap();
+    {
+        let fut = client.noop();
+        let _ = tokio::time::timeout(Duration::from_millis(50), fut).await;
+    }
+    let (id, result) = client.next_outcome().await.expect("an outcome, not None");
+    assert_eq!(id, submitted);
+    let e = result.expect_err("nothing was delivered");
+    assert!(!e.is_ambiguous(), "{e:?}");
+    assert!(client.next_outcome().await.is_none());
+    assert!(!client.is_reusable());
+}
