@@ -3,6 +3,7 @@
 //! [`Client::next_outcome`](crate::Client::next_outcome).
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -281,7 +282,7 @@ impl Pool {
         let mut next_index = 0usize;
         let mut ready: VecDeque<Job> = VecDeque::new();
         // Messages read and not finished yet, by input position.
-        let mut slots: HashMap<usize, Slot> = HashMap::new();
+        let mut slots: HashMap<usize, Slot, BuildHasherDefault<PositionHasher>> = HashMap::default();
         let mut in_flight = 0usize;
         let mut stop = false;
         loop {
@@ -293,9 +294,8 @@ impl Pool {
                     Some(m) => {
                         let index = next_index;
                         next_index += 1;
-                        let jobs = split(index, Arc::new(m.into()), options.max_recipients);
-                        slots.insert(index, Slot { transactions: Vec::new(), pending: jobs.len() });
-                        ready.extend(jobs);
+                        let pending = split(&mut ready, index, Arc::new(m.into()), options.max_recipients);
+                        slots.insert(index, Slot { transactions: Vec::new(), pending });
                     }
                     None => exhausted = true,
                 }
@@ -381,27 +381,51 @@ pub struct BulkSummary {
     pub failed: usize,
 }
 
-/// The message's transactions: one per chunk of at most `max` recipients.
-fn split(index: usize, message: Arc<Outgoing>, max: usize) -> Vec<Job> {
+/// Queues the message's transactions on `ready`, one per chunk of at most `max`
+/// recipients, and returns how many.
+fn split(ready: &mut VecDeque<Job>, index: usize, message: Arc<Outgoing>, max: usize) -> usize {
     let to = message.envelope.to();
     if to.len() <= max {
-        return vec![Job { index, order: (0, 0), envelope: None, message, retried: false }];
+        ready.push_back(Job { index, order: (0, 0), envelope: None, message, retried: false });
+        return 1;
     }
     let from = message.envelope.from().cloned();
-    to.chunks(max)
-        .enumerate()
-        .filter_map(|(chunk, rcpts)| {
-            // Cannot fail: the parts come from a valid envelope and the chunk is not empty.
-            let envelope = Envelope::new(from.clone(), rcpts.to_vec()).ok()?;
-            Some(Job {
-                index,
-                order: (chunk, 0),
-                envelope: Some(envelope),
-                message: message.clone(),
-                retried: false,
-            })
-        })
-        .collect()
+    let mut queued = 0;
+    for (chunk, rcpts) in to.chunks(max).enumerate() {
+        // Cannot fail: the parts come from a valid envelope and the chunk is not empty.
+        let Ok(envelope) = Envelope::new(from.clone(), rcpts.to_vec()) else { continue };
+        ready.push_back(Job {
+            index,
+            order: (chunk, 0),
+            envelope: Some(envelope),
+            message: message.clone(),
+            retried: false,
+        });
+        queued += 1;
+    }
+    queued
+}
+
+/// Hashes input positions, which are distinct integers, with one multiplication
+/// (Fibonacci hashing spreads them over the high bits the table looks at) instead of
+/// SipHash: no untrusted keys here.
+#[derive(Default)]
+struct PositionHasher(u64);
+
+impl Hasher for PositionHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// After an accepted transaction in which the server deferred some recipients with `452`,
