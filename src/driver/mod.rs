@@ -178,8 +178,11 @@ impl Driver {
                 }
             }
             self.flush_trace();
-            if self.take_output() {
-                self.write().await;
+            // One clock reading serves the whole flight: the commands' deadlines and the
+            // write's (reading the clock is not free on every machine).
+            let started = Instant::now();
+            if self.take_output(started.into_std()) {
+                self.write(started).await;
                 // The pieces may be the caller's message: not kept past their write. The
                 // session's own buffers go back to it for reuse.
                 for chunk in self.chunks.drain(..) {
@@ -253,10 +256,10 @@ impl Driver {
 
     /// Takes what the session has to write, up to [`MAX_CHUNKS`] pieces (a large body
     /// comes as a piece of its own, between commands), for one vectored write.
-    fn take_output(&mut self) -> bool {
+    fn take_output(&mut self, now: std::time::Instant) -> bool {
         self.chunks.clear();
         while self.chunks.len() < MAX_CHUNKS {
-            match self.session.poll_transmit(now()) {
+            match self.session.poll_transmit(now) {
                 Some(chunk) => self.chunks.push(chunk),
                 None => break,
             }
@@ -266,9 +269,9 @@ impl Driver {
 
     /// Writes the taken pieces whole, reading at the same time: a server may reply early
     /// (a 550 during DATA, then stop reading) and its words beat a broken pipe.
-    async fn write(&mut self) {
+    async fn write(&mut self, started: Instant) {
         self.ensure_buf();
-        let deadline = Instant::now() + self.session.config().timeouts.data_block;
+        let deadline = started + self.session.config().timeouts.data_block;
         let total: usize = self.chunks.iter().map(Bytes::len).sum();
         let mut written = 0;
         let mut reading = true;
