@@ -186,7 +186,7 @@ impl Driver {
                 // The pieces may be the caller's message: not kept past their write. The
                 // session's own buffers go back to it for reuse.
                 for chunk in self.chunks.drain(..) {
-                    self.session.recycle(chunk);
+                    let _kept = self.session.recycle(chunk);
                 }
                 continue;
             }

@@ -69,6 +69,14 @@ pub struct BodyInfo {
     pub dot_lines: bool,
 }
 
+impl BodyInfo {
+    /// The body goes on the wire exactly as it is: CRLF line endings only and no line
+    /// that starts with a dot.
+    pub fn verbatim(&self) -> bool {
+        !self.needs_normalization && !self.dot_lines
+    }
+}
+
 /// Checks a whole body against `policy` and RFC 5321 limits.
 ///
 /// ```
@@ -325,13 +333,22 @@ impl DotStuffer {
     /// starts with a dot ([`BodyInfo::dot_lines`] false): nothing to change, so it is
     /// copied whole.
     pub fn encode_verbatim(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        if self.pending_cr {
+        if self.sent_verbatim(input) {
+            out.extend_from_slice(input);
+        } else {
             self.encode(input, out);
-            return;
         }
-        out.extend_from_slice(input);
-        if let Some(&last) = input.last() {
-            self.at_line_start = last == b'\n';
+    }
+
+    /// Encodes a piece of the body `info` describes ([`analyze`]'s result) with the
+    /// cheapest path that gives [`DotStuffer::encode`]'s output for it.
+    pub fn encode_analyzed(&mut self, info: &BodyInfo, input: &[u8], out: &mut Vec<u8>) {
+        if info.needs_normalization {
+            self.encode(input, out);
+        } else if info.dot_lines {
+            self.encode_clean(input, out);
+        } else {
+            self.encode_verbatim(input, out);
         }
     }
 

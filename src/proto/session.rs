@@ -313,12 +313,11 @@ struct Tx {
     bdat_failed: Option<Reply>,
     /// DATA got 354 although nothing can be delivered: only the terminator is sent.
     aborting: bool,
-    /// The end of data (final dot or last BDAT) is sitting in the output buffer.
-    end_queued: bool,
     /// The end of data was handed to the driver: from here on a lost link is ambiguous.
     end_written: bool,
-    /// Position of the end of data in the output (see [`Session::mark`]).
-    end_mark: u64,
+    /// Position of the end of data in the output once it is queued there (see
+    /// [`Session::mark`]).
+    end_mark: Option<u64>,
     /// LMTP per-recipient replies after the final dot.
     lmtp: Vec<Reply>,
 }
@@ -507,9 +506,8 @@ impl Session {
             rcpts,
             bdat_failed: None,
             aborting: false,
-            end_queued: false,
             end_written: false,
-            end_mark: 0,
+            end_mark: None,
             lmtp: Vec::new(),
         });
         self.ops.push_back(Op::Message(id));
@@ -659,14 +657,15 @@ impl Session {
     /// buffer is reused for later output instead of a new allocation per write. Optional;
     /// a buffer still shared elsewhere (a piece of a caller's message) is just dropped, and
     /// so is everything while nothing is queued (an idle connection keeps no buffer).
-    pub fn recycle(&mut self, written: Bytes) {
+    /// True when the buffer was kept.
+    pub fn recycle(&mut self, written: Bytes) -> bool {
         if (self.txs.is_empty() && self.ops.is_empty()) || self.spare.capacity() > 0 {
-            return;
+            return false;
         }
-        let Ok(buffer) = written.try_into_mut() else { return };
+        let Ok(buffer) = written.try_into_mut() else { return false };
         let mut buffer = Vec::from(buffer);
         if buffer.capacity() > RECYCLE_MAX {
-            return;
+            return false;
         }
         buffer.clear();
         if self.out.capacity() == 0 {
@@ -674,6 +673,7 @@ impl Session {
         } else {
             self.spare = buffer;
         }
+        true
     }
 
     /// The next event, if any.
@@ -1440,8 +1440,7 @@ impl Session {
         self.marks += 1;
         let mark = self.marks;
         if let Some(tx) = self.tx_mut(id) {
-            tx.end_queued = true;
-            tx.end_mark = mark;
+            tx.end_mark = Some(mark);
         }
     }
 
@@ -1466,7 +1465,7 @@ impl Session {
         for p in self.in_flight.iter_mut().filter(|p| p.sent_at.is_none() && p.mark <= upto) {
             p.sent_at = Some(now);
         }
-        for tx in self.txs.iter_mut().filter(|t| t.end_queued && t.end_mark <= upto) {
+        for tx in self.txs.iter_mut().filter(|t| t.end_mark.is_some_and(|m| m <= upto)) {
             tx.end_written = true;
         }
     }
@@ -1526,31 +1525,18 @@ impl Session {
                 Encoder::Data(stuffer) => {
                     let end = (start + DATA_PIECE).min(tx.body.len());
                     let piece = tx.body.get(start..end).unwrap_or_default();
-                    // Room for the piece, its stuffing, the terminator and the next
-                    // message's commands, which usually join this write: one allocation
-                    // per flight instead of one per growth step.
-                    let room = end - start + FLIGHT_SLACK;
-                    let mut direct = None;
-                    // `analyze` checked every line ending when the message was queued.
-                    match (tx.info.needs_normalization, tx.info.dot_lines) {
-                        (true, _) => {
-                            self.out.reserve(room);
-                            stuffer.encode(piece, &mut self.out);
-                        }
-                        (false, true) => {
-                            self.out.reserve(room);
-                            stuffer.encode_clean(piece, &mut self.out);
-                        }
-                        // Goes on the wire as it is: a large piece is written from the
-                        // caller's buffer instead of a copy.
-                        (false, false) if piece.len() >= ZERO_COPY_MIN && stuffer.sent_verbatim(piece) => {
-                            direct = Some(tx.body.slice(start..end));
-                        }
-                        (false, false) => {
-                            self.out.reserve(room);
-                            stuffer.encode_verbatim(piece, &mut self.out);
-                        }
+                    // A large piece that goes on the wire as it is is written from the
+                    // caller's buffer instead of a copy.
+                    let direct =
+                        tx.info.verbatim() && piece.len() >= ZERO_COPY_MIN && stuffer.sent_verbatim(piece);
+                    if !direct {
+                        // Room for the piece, its stuffing, the terminator and the next
+                        // message's commands, which usually join this write: one
+                        // allocation per flight instead of one per growth step.
+                        self.out.reserve(end - start + FLIGHT_SLACK);
+                        stuffer.encode_analyzed(&tx.info, piece, &mut self.out);
                     }
+                    let direct = direct.then(|| tx.body.slice(start..end));
                     state.offset = end;
                     let octets = tx.body.len();
                     if let Some(piece) = direct {

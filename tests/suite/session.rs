@@ -1249,12 +1249,14 @@ fn recycled_output_buffers_are_reused() {
         s.send_message(envelope.clone(), body.clone(), MessageOptions::default()).unwrap();
     }
     let first = s.poll_transmit(now).unwrap();
-    s.recycle(first);
+    assert!(s.recycle(first));
     s.handle_input(now, b"250 ok\r\n250 ok\r\n354 go\r\n");
     // Body, dot and the next message's commands.
     let second = s.poll_transmit(now).unwrap();
+    // A buffer still shared elsewhere is not taken.
+    assert!(!s.recycle(second.clone()));
     let reused_at = second.as_ptr();
-    s.recycle(second);
+    assert!(s.recycle(second), "kept for the next flight");
     s.handle_input(now, b"250 queued\r\n250 ok\r\n250 ok\r\n354 go\r\n");
     let third = s.poll_transmit(now).unwrap();
     assert_eq!(third.as_ptr(), reused_at, "the second flight's buffer carries the third");
