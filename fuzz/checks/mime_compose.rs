@@ -32,6 +32,8 @@ use mail_parser::MessageParser;
 use smtpkit::mime::{AttachmentPolicy, Mailbox, MimeError};
 use smtpkit::{Envelope, Message};
 
+use super::input::Input;
+
 /// RFC 5322 section 2.1.1: at most 998 octets per line, without the CRLF.
 const MAX_LINE: usize = 998;
 /// Upper bound on one string argument, to keep executions fast.
@@ -76,26 +78,8 @@ const CANNED: [&str; 32] = [
     "<p>hi <img src=\"cid:logo\"></p>",
 ];
 
-/// Reads the fuzz input; past its end every read is 0.
-struct Input<'a>(&'a [u8]);
-
+/// Argument decoding on top of the shared reader.
 impl Input<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((&b, rest)) => {
-                self.0 = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-
-    fn take(&mut self, n: usize) -> &[u8] {
-        let (head, rest) = self.0.split_at(n.min(self.0.len()));
-        self.0 = rest;
-        head
-    }
-
     fn u32(&mut self) -> u32 {
         u32::from_le_bytes([self.byte(), self.byte(), self.byte(), self.byte()])
     }

@@ -25,6 +25,8 @@ use smtpkit::proto::reply::ReplyLimits;
 use smtpkit::proto::session::{Event, MessageId, OpId, Session, SessionConfig, TlsPolicy, Want};
 use smtpkit::{Credentials, Timeouts};
 
+use super::input::Input;
+
 /// Server replies the fuzzer can pick by index, so deep states are reachable quickly.
 const CANNED: [&[u8]; 20] = [
     b"220 mx.example ESMTP\r\n",
@@ -52,27 +54,6 @@ const CANNED: [&[u8]; 20] = [
 
 const RECIPIENTS: [&str; 4] =
     ["a@x.example", "b@y.example", "Zo\u{eb}@\u{fc}.example", "\"q d\"@[192.0.2.1]"];
-
-/// Reads the fuzz input; past its end every read is 0.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((&b, rest)) => {
-                self.0 = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-
-    fn bytes(&mut self, n: usize) -> &[u8] {
-        let (head, rest) = self.0.split_at(n.min(self.0.len()));
-        self.0 = rest;
-        head
-    }
-}
 
 /// Everything observed, for the invariants.
 #[derive(Default)]
@@ -162,7 +143,7 @@ impl Fuzz {
             assert!(self.log.closed == 0, "bytes to write after Closed");
             self.log.out.extend_from_slice(&bytes);
             // Written: handed back for reuse, as the tokio driver does.
-            self.session.recycle(bytes);
+            let _kept = self.session.recycle(bytes);
         }
         while let Some(event) = self.session.poll_event() {
             assert_eq!(self.log.closed, 0, "event after Closed: {event:?}");
@@ -223,7 +204,7 @@ impl Fuzz {
             .collect();
         let envelope = Envelope::new(Some(from), to).expect("has recipients");
         let len = usize::from(input.byte());
-        let mut body = input.bytes(len).to_vec();
+        let mut body = input.take(len).to_vec();
         // Sometimes a big body: over SIZE 1000, over the line limit, several BDAT chunks.
         for _ in 0..(more >> 5) {
             body.extend_from_within(..body.len().min(len));
@@ -305,7 +286,7 @@ pub fn check(data: &[u8]) {
             }
             5 | 6 => {
                 let n = usize::from(input.byte() % 64);
-                let bytes = input.bytes(n).to_vec();
+                let bytes = input.take(n).to_vec();
                 f.server(&bytes);
             }
             7 => {

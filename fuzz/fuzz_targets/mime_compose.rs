@@ -4,5 +4,7 @@
 
 #[path = "../checks/mime_compose.rs"]
 mod check;
+#[path = "../checks/input.rs"]
+mod input;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));

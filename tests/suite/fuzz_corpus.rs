@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 mod capabilities;
 #[path = "../../fuzz/checks/data_encoder.rs"]
 mod data_encoder;
+#[path = "../../fuzz/checks/input.rs"]
+mod input;
 #[cfg(feature = "mime")]
 #[path = "../../fuzz/checks/mime_compose.rs"]
 mod mime_compose;
