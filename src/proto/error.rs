@@ -168,6 +168,7 @@ pub enum InputError {
 
 /// Who caused an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Fault {
     /// The server said no, or broke the protocol.
     Server,
@@ -175,6 +176,8 @@ pub enum Fault {
     Network,
     /// The caller: invalid input, configuration, misuse.
     Caller,
+    /// smtpkit itself: an internal invariant was broken (a bug; please report it).
+    Internal,
 }
 
 /// Everything that can go wrong, with who is at fault.
@@ -255,6 +258,15 @@ pub enum Error {
     /// The session is closed or was used out of order.
     #[error("session is closed")]
     SessionClosed,
+    /// An earlier operation on this connection was cancelled (its future was dropped, for
+    /// example by a `timeout` or `select!`): the stream may hold half a write, so the
+    /// connection was shut down and nothing more is written on it.
+    #[error("an earlier operation on this connection was cancelled; the connection is unusable")]
+    Cancelled,
+    /// An internal invariant of smtpkit was broken. This is a bug in smtpkit, never the
+    /// server's or the caller's doing; the connection is closed.
+    #[error("internal error in smtpkit (a bug): {0}")]
+    Internal(&'static str),
 }
 
 fn summarize(recipients: &[RecipientResult]) -> String {
@@ -295,7 +307,9 @@ impl Error {
             | Error::NoAuthMechanism(_)
             | Error::Input(_)
             | Error::Config(_)
-            | Error::SessionClosed => Fault::Caller,
+            | Error::SessionClosed
+            | Error::Cancelled => Fault::Caller,
+            Error::Internal(_) => Fault::Internal,
         }
     }
 
