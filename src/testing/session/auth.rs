@@ -1,6 +1,8 @@
 //! AUTH (RFC 4954): the exchange's states, one answer per client response, and the
 //! record of each exchange.
 
+use std::ops::Range;
+
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::respond::Effect;
@@ -169,7 +171,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
             self.end_exchange(false);
             return flow;
         };
-        self.shared.recorder.line(self.id, format!("C: {}", show(&line)));
+        // Every response is secret but the cancel `*` (and an empty one, which holds nothing).
+        let secret = (!line.is_empty() && line != b"*").then_some(0..line.len());
+        self.client_line(&line, secret);
         let text = String::from_utf8_lossy(&line).into_owned();
         let (reply, effect) = if text == "*" {
             // RFC 4954 4: "If the client wishes to cancel the authentication exchange, it
@@ -317,5 +321,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
     pub(super) fn check_credentials(&self, user: &str, password: &[u8]) -> (Reply, Effect) {
         let ok = self.shared.config.users.iter().any(|(u, p)| u == user && p.as_bytes() == password);
         self.verdict(ok, user.to_owned())
+    }
+}
+
+/// Where the initial response of an `AUTH mechanism initial-response` line is, as a byte
+/// range of the line (everything after the mechanism, so nothing secret is left out).
+pub(super) fn initial_response_span(line: &[u8]) -> Option<Range<usize>> {
+    let skip = |mut i: usize, space: bool| {
+        while line.get(i).is_some_and(|&b| (b == b' ') == space) {
+            i += 1;
+        }
+        i
+    };
+    let verb_end = skip(0, false);
+    if !line.get(..verb_end)?.eq_ignore_ascii_case(b"AUTH") {
+        return None;
+    }
+    let start = skip(skip(skip(verb_end, true), false), true);
+    (start < line.len()).then_some(start..line.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::initial_response_span;
+
+    #[test]
+    fn initial_response_span_covers_everything_after_the_mechanism() {
+        let span = |l: &str| initial_response_span(l.as_bytes()).map(|r| l[r].to_owned());
+        assert_eq!(span("AUTH PLAIN AGFsaWNl").as_deref(), Some("AGFsaWNl"));
+        assert_eq!(span("auth  plain  AGF extra").as_deref(), Some("AGF extra"));
+        assert_eq!(span("AUTH PLAIN"), None);
+        assert_eq!(span("AUTH PLAIN "), None);
+        assert_eq!(span("AUTHX PLAIN abc"), None);
+        assert_eq!(span("MAIL FROM:<a@b> AUTH=<>"), None);
+        assert_eq!(span(""), None);
     }
 }

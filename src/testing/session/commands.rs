@@ -2,12 +2,12 @@
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::auth;
 use super::data::Transaction;
 use super::respond::Effect;
 use super::{Flow, Greeted, Mode, Session};
 use crate::testing::command::{self, Command, param_parts};
 use crate::testing::fault::Step;
-use crate::testing::record::show;
 use crate::testing::reply::Reply;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
@@ -20,7 +20,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
             let reply = self.reply(500, "5.5.2", "Line too long");
             return self.respond(&[Step::Command(index)], reply, Effect::None).await;
         };
-        self.shared.recorder.line(self.id, format!("C: {}", show(&line)));
+        self.client_line(&line, auth::initial_response_span(&line));
         let any = Step::Command(index);
         if self.rejected {
             // RFC 5321 3.1: after a 554 greeting the server "MUST wait for the client to send

@@ -93,7 +93,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         (Reply::new(354, "Start mail input; end with <CRLF>.<CRLF>"), Effect::EnterData)
     }
 
-    pub(super) fn message(&self, txn: Transaction, via_bdat: bool) -> ReceivedMessage {
+    pub(super) fn message(&self, txn: Transaction, via_bdat: bool, queue_id: String) -> ReceivedMessage {
         let (rcpt_to, rcpt_params) = txn.rcpts.into_iter().unzip();
         ReceivedMessage {
             mail_from: txn.from,
@@ -106,6 +106,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
             authenticated_with: self.auth_mechanism.clone(),
             via_bdat,
             connection: self.id,
+            queue_id,
             committed: false,
         }
     }
@@ -123,15 +124,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
             self.violation(&format!("message line of {} octets (limit {max})", decoder.longest_line()));
         }
         let c = &self.shared.config;
+        let queue_id = self.shared.recorder.queue_id();
         let reply = if decoder.overflowed() {
             self.reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
         } else if c.max_data_line.is_some_and(|max| decoder.longest_line() > max) {
             // RFC 5321 4.5.3.1.10: "500 Line too long."
             self.reply(500, "5.5.2", "Line too long")
         } else {
-            self.reply(250, "2.0.0", format!("OK: queued as {}", self.id))
+            self.reply(250, "2.0.0", format!("OK: queued as {queue_id}"))
         };
-        let msg = self.message(txn, false);
+        let msg = self.message(txn, false, queue_id);
         self.respond(&[Step::DataEnd], reply, Effect::Commit(Box::new(msg))).await
     }
 
@@ -190,12 +192,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
             let Some(txn) = self.txn.take() else {
                 return self.broken(Broken::NoTransaction);
             };
+            let queue_id = self.shared.recorder.queue_id();
             let reply = if txn.data_total > txn.data.len() as u64 {
                 self.reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
             } else {
-                self.reply(250, "2.0.0", format!("OK: {total} octets queued as {}", self.id))
+                self.reply(250, "2.0.0", format!("OK: {total} octets queued as {queue_id}"))
             };
-            let msg = self.message(txn, true);
+            let msg = self.message(txn, true, queue_id);
             self.respond_with(fault, reply, Effect::Commit(Box::new(msg))).await
         } else {
             let reply = self.reply(250, "2.0.0", format!("{total} octets received"));

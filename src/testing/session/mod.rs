@@ -11,6 +11,7 @@ mod data;
 mod respond;
 mod transport;
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use self::data::{Chunk, Transaction};
 use self::respond::Effect;
 use super::data::DotDecoder;
 use super::fault::Step;
+use super::record::show;
 use super::reply::Reply;
 use super::server::Shared;
 use super::stream::Conn;
@@ -87,6 +89,8 @@ where
         id,
         conn: Conn::Plain(stream),
         inbuf: Vec::new(),
+        read_total: 0,
+        line_at: 0,
         readbuf: vec![0; READ_CHUNK],
         outbuf: Vec::new(),
         budget: None,
@@ -114,6 +118,11 @@ struct Session<S> {
     conn: Conn<S>,
     /// Received bytes not yet consumed.
     inbuf: Vec<u8>,
+    /// Bytes recorded as received so far: `read_total - inbuf.len()` is where `inbuf`
+    /// starts in the connection's record.
+    read_total: usize,
+    /// Where the line last taken by `take_line` started in the record.
+    line_at: usize,
     /// Scratch space for one transport read.
     readbuf: Vec<u8>,
     /// Replies not yet written. RFC 2920 3.2 lets a server answer a group of pipelined
@@ -170,6 +179,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
 
     fn violation(&self, what: &str) {
         self.shared.recorder.violation(self.id, what);
+    }
+
+    /// Record a client line in the transcript; `secret`, a byte range of the line, is an
+    /// AUTH payload, redacted in the transcript and in the received bytes.
+    fn client_line(&self, line: &[u8], secret: Option<Range<usize>>) {
+        match secret {
+            Some(secret) => self.shared.recorder.secret_line(self.id, self.line_at, line, secret),
+            None => self.shared.recorder.line(self.id, format!("C: {}", show(line))),
+        }
     }
 
     /// Note a broken invariant and end the connection.

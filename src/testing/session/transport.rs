@@ -42,6 +42,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
             Ok(n) => {
                 let got = &buf[..n];
                 self.shared.recorder.received(self.id, got);
+                self.read_total += n;
                 self.inbuf.extend_from_slice(got);
                 if let Some(b) = self.budget.as_mut() {
                     *b -= n;
@@ -62,6 +63,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
             }
             return None;
         };
+        self.line_at = self.read_total - self.inbuf.len();
         let mut line: Vec<u8> = self.inbuf.drain(..=lf).collect();
         line.pop();
         if line.last() == Some(&b'\r') {
@@ -81,6 +83,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         if self.inbuf.len() >= n {
             // Bytes past the budget count as never read, in the record too.
             self.shared.recorder.unreceive(self.id, self.inbuf.len() - n);
+            self.read_total -= self.inbuf.len() - n;
             self.inbuf.truncate(n);
             self.budget = Some(0);
         } else {
