@@ -16,6 +16,8 @@ pub use proto::timeouts::Timeouts;
 
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(any(feature = "client", feature = "blocking"))]
+mod config;
 #[cfg(feature = "dkim")]
 pub mod dkim;
 #[cfg(feature = "client")]
@@ -24,7 +26,9 @@ mod driver;
 pub mod testing;
 
 #[cfg(feature = "client")]
-pub use client::{Client, ClientBuilder, Connector, SmtpUrl};
+pub use client::{Client, Connector};
+#[cfg(any(feature = "client", feature = "blocking"))]
+pub use config::{ClientBuilder, url::SmtpUrl};
 #[cfg(feature = "client")]
 pub use driver::transport::Stream;
 #[cfg(feature = "mime")]
