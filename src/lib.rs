@@ -24,6 +24,7 @@ pub mod dkim;
 mod driver;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transport;
 
 #[cfg(feature = "client")]
 pub use client::{Client, Connector};
@@ -33,6 +34,7 @@ pub use config::{ClientBuilder, url::SmtpUrl};
 pub use driver::transport::Stream;
 #[cfg(feature = "mime")]
 pub use mime::{Message, MimeError};
+pub use transport::{BlockingTransport, Outgoing, Transport};
 #[cfg(feature = "pool")]
 pub mod pool;
 #[cfg(feature = "pool")]

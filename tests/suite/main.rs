@@ -21,3 +21,4 @@ mod smoke;
 mod smuggling;
 mod support;
 mod transcripts;
+mod transport;
