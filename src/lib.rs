@@ -14,6 +14,8 @@ pub use proto::sasl::{Credentials, Mechanism, Secret};
 pub use proto::session::{Direction, MessageId, RecipientResult, SendReport, TlsPolicy, TraceLine};
 pub use proto::timeouts::Timeouts;
 
+#[cfg(feature = "blocking")]
+pub mod blocking;
 #[cfg(feature = "client")]
 pub mod client;
 #[cfg(any(feature = "client", feature = "blocking"))]
