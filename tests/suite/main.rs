@@ -22,3 +22,4 @@ mod smoke;
 mod smuggling;
 mod support;
 mod transcripts;
+mod transport;
