@@ -20,6 +20,8 @@ pub mod client;
 pub mod dkim;
 #[cfg(feature = "client")]
 mod driver;
+#[cfg(feature = "client")]
+pub mod rate;
 #[cfg(feature = "testing")]
 pub mod testing;
 
