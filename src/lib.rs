@@ -21,6 +21,8 @@ pub mod dkim;
 #[cfg(feature = "client")]
 mod driver;
 #[cfg(feature = "client")]
+pub mod metrics;
+#[cfg(feature = "client")]
 pub mod rate;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -33,5 +35,7 @@ pub use driver::transport::Stream;
 pub use mime::{Message, MimeError};
 #[cfg(feature = "pool")]
 pub mod pool;
+#[cfg(feature = "pool")]
+pub mod retry;
 #[cfg(feature = "pool")]
 pub use pool::{Pool, PoolError};
