@@ -88,9 +88,15 @@ impl Counter {
             Counter::ConnectionsDiscarded => ("smtpkit_connections_total", "event=\"discarded\""),
             Counter::MessagesSubmitted => ("smtpkit_messages_submitted_total", ""),
             Counter::MessagesSent => ("smtpkit_messages_total", "outcome=\"sent\""),
-            Counter::MessagesRejectedTransient => ("smtpkit_messages_total", "outcome=\"rejected\",class=\"4xx\""),
-            Counter::MessagesRejectedPermanent => ("smtpkit_messages_total", "outcome=\"rejected\",class=\"5xx\""),
-            Counter::MessagesFailedOther => ("smtpkit_messages_total", "outcome=\"rejected\",class=\"other\""),
+            Counter::MessagesRejectedTransient => {
+                ("smtpkit_messages_total", "outcome=\"rejected\",class=\"4xx\"")
+            }
+            Counter::MessagesRejectedPermanent => {
+                ("smtpkit_messages_total", "outcome=\"rejected\",class=\"5xx\"")
+            }
+            Counter::MessagesFailedOther => {
+                ("smtpkit_messages_total", "outcome=\"rejected\",class=\"other\"")
+            }
             Counter::MessagesAmbiguous => ("smtpkit_messages_total", "outcome=\"ambiguous\""),
             Counter::MessagesRetried => ("smtpkit_retries_total", ""),
             Counter::RecipientsAccepted => ("smtpkit_recipients_total", "outcome=\"accepted\""),
@@ -193,7 +199,8 @@ pub async fn send_observed(
 
 /// Upper bounds of the histogram buckets, in seconds (Prometheus' defaults, 1 ms to 10 s,
 /// and a finer start for rate waits and pipelined sends).
-const BUCKETS: [f64; 14] = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+const BUCKETS: [f64; 14] =
+    [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
 #[derive(Debug, Default)]
 struct Buckets {

@@ -184,8 +184,8 @@ pub(crate) fn jitter_seed() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::session::RecipientResult;
     use crate::Address;
+    use crate::proto::session::RecipientResult;
 
     fn rejected(phase: Phase, code: u16, text: &str) -> Error {
         Error::Rejected { phase, reply: Reply::single(code, text), recipients: Vec::new() }
@@ -206,7 +206,10 @@ mod tests {
             (rejected(Phase::Rcpt, 550, "5.1.1 no such user"), None),
             (Error::Timeout(Phase::DataEnd), None),
             (
-                Error::Ambiguous { cause: Box::new(Error::ConnectionClosed(Phase::DataEnd)), recipients: vec![] },
+                Error::Ambiguous {
+                    cause: Box::new(Error::ConnectionClosed(Phase::DataEnd)),
+                    recipients: vec![],
+                },
                 None,
             ),
             (Error::Config("x".into()), None),

@@ -127,7 +127,8 @@ impl RedisLimiterBuilder {
         };
         let messages = bucket(self.messages, "messages per second must be a positive number")?;
         let recipients = bucket(self.recipients, "recipients per second must be a positive number")?;
-        let client = redis::Client::open(self.url.as_str()).map_err(|_| RateError::Config("invalid Redis URL"))?;
+        let client =
+            redis::Client::open(self.url.as_str()).map_err(|_| RateError::Config("invalid Redis URL"))?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(self.timeout))
             .set_connection_timeout(Some(self.timeout))

@@ -150,7 +150,12 @@ impl Retrier {
     }
 
     /// When a failed transaction goes again: its delay, and the retry to report.
-    fn plan(&mut self, job: &Job, reason: RetryReason, error: Option<&PoolError>) -> Option<(Duration, Retry)> {
+    fn plan(
+        &mut self,
+        job: &Job,
+        reason: RetryReason,
+        error: Option<&PoolError>,
+    ) -> Option<(Duration, Retry)> {
         let policy = self.policy?;
         let next = job.attempt + 1;
         let delay = policy.delay(next, self.next_random());
@@ -288,10 +293,8 @@ impl Pool {
             };
             finished(index, outcome, &progress);
         };
-        let mut retrier = Retrier {
-            policy: options.retry.or(policy.retry),
-            random: retry::jitter_seed() | 1,
-        };
+        let mut retrier =
+            Retrier { policy: options.retry.or(policy.retry), random: retry::jitter_seed() | 1 };
 
         let workers = options.concurrency.unwrap_or(usize::MAX).min(self.inner.config.max_connections).max(1);
         let batch = options.batch;
@@ -414,7 +417,9 @@ fn settle(
     match result {
         Err(e) if retrier.policy.is_some() => {
             let Some(reason) = retry_reason(&e) else { return Some((job, Err(e))) };
-            let Some((delay, retry)) = retrier.plan(&job, reason, Some(&e)) else { return Some((job, Err(e))) };
+            let Some((delay, retry)) = retrier.plan(&job, reason, Some(&e)) else {
+                return Some((job, Err(e)));
+            };
             if let RetryReason::Recipients { .. } = reason {
                 // Only the recipients that may succeed later go again.
                 let again: Vec<Address> = e
@@ -461,7 +466,11 @@ fn settle(
 /// With a retry policy, after an accepted transaction in which some recipients got a
 /// `4xx` that waiting may cure: a later transaction for those alone (they are removed
 /// from `report`; the accepted ones are never sent twice).
-fn recipient_retry(job: &Job, report: &mut SendReport, retrier: &mut Retrier) -> Option<(Instant, Job, Retry)> {
+fn recipient_retry(
+    job: &Job,
+    report: &mut SendReport,
+    retrier: &mut Retrier,
+) -> Option<(Instant, Job, Retry)> {
     retrier.policy?;
     let again: Vec<Address> = report
         .recipients
@@ -555,4 +564,3 @@ fn nothing_committed(e: &PoolError) -> bool {
         _ => false,
     }
 }
-
