@@ -15,6 +15,8 @@ mod ledger;
 mod mime;
 mod mime_delivery;
 mod parity;
+#[cfg(feature = "redis")]
+mod rate_redis;
 mod pool;
 mod round_trips;
 mod session;
