@@ -78,7 +78,7 @@ async fn send_one(server: &TestServer, builder: ClientBuilder) -> String {
 /// The client lines of connection `conn` that belong to the AUTH exchange: the initial
 /// response on the AUTH line, then every response up to the next command.
 fn auth_payloads(server: &TestServer, conn: usize) -> Vec<String> {
-    let bytes = String::from_utf8(server.received_bytes()[conn].clone()).unwrap();
+    let bytes = String::from_utf8(server.received_bytes_with_secrets()[conn].clone()).unwrap();
     let mut lines = bytes.split("\r\n").skip_while(|l| !l.starts_with("AUTH "));
     let auth = lines.next().expect("an AUTH command");
     let mut payloads: Vec<String> = auth.split(' ').skip(2).map(str::to_owned).collect();
@@ -175,8 +175,8 @@ async fn forced_mechanism_by_builder_and_by_url() {
     let forced = password_client(&server).mechanisms(&[Mechanism::Login]);
     assert_eq!(send_one(&server, forced).await, "LOGIN");
 
-    // server.url() carries the first user: smtp://alice%40example.com:...@127.0.0.1:port?tls=required
-    let url = format!("{}&auth=login", server.url());
+    // url_with_password() carries the first user: smtp://alice%40example.com:...@127.0.0.1:port?tls=required
+    let url = format!("{}&auth=login", server.url_with_password());
     let from_url = Client::from_url(&url)
         .unwrap()
         .without_native_roots()
@@ -376,7 +376,7 @@ async fn rfc7677_vector_against_the_server() {
     let mut session = rfc7677_session();
     let events = pump(&mut session, &mut io).await;
     assert!(events.iter().any(|e| matches!(e, Event::Ready)), "{events:?}");
-    let sent = String::from_utf8(server.received_bytes()[0].clone()).unwrap();
+    let sent = String::from_utf8(server.received_bytes_with_secrets()[0].clone()).unwrap();
     let expected = format!(
         "AUTH SCRAM-SHA-256 {}\r\n{}\r\n\r\n",
         B64.encode(RFC7677_CLIENT_FIRST),
