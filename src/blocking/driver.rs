@@ -115,7 +115,7 @@ impl Driver {
             self.flush_trace();
             let started = Instant::now();
             let mut chunks = Vec::new();
-            while let Some(chunk) = self.session.poll_transmit(started) {
+            while let Some(chunk) = self.session.poll_transmit() {
                 chunks.push(chunk);
             }
             if !chunks.is_empty() {
@@ -183,7 +183,8 @@ impl Driver {
 
     /// Writes the pieces whole in vectored writes, within the data-block deadline.
     fn write(&mut self, chunks: &[Bytes], started: Instant) {
-        let deadline = started + self.session.config().timeouts.data_block;
+        let block = self.session.config().timeouts.data_block;
+        let mut deadline = started + block;
         let mut slices: Vec<IoSlice<'_>> =
             chunks.iter().filter(|c| !c.is_empty()).map(|c| IoSlice::new(c)).collect();
         let mut rest = &mut slices[..];
@@ -196,7 +197,15 @@ impl Driver {
             }
             match self.io.io().and_then(|io| io.write_vectored(rest)) {
                 Ok(0) => return self.session.handle_error(io_error(io::ErrorKind::WriteZero.into())),
-                Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                Ok(n) => {
+                    // Reported per write: deadlines and "ambiguous" count from the write
+                    // that carried a command's last octet; the data-block time is per
+                    // write without progress (RFC 5321 section 4.5.3.2.5).
+                    let now = Instant::now();
+                    self.session.wrote(n, now);
+                    deadline = now + block;
+                    IoSlice::advance_slices(&mut rest, n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if timed_out(&e) => {
                     return self.session.handle_error(Error::Timeout(Phase::DataBlock));
