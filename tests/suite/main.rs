@@ -13,6 +13,7 @@ mod interop;
 mod ledger;
 mod mime;
 mod mime_delivery;
+mod outcomes;
 mod params;
 mod parity;
 mod pool;
