@@ -14,6 +14,7 @@ mod interop;
 mod ledger;
 mod mime;
 mod mime_delivery;
+mod outcomes;
 mod params;
 mod parity;
 #[cfg(feature = "redis")]
