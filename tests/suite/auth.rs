@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::session::Transmit;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use smtpkit::proto::error::ProtocolError;
@@ -296,7 +297,7 @@ fn rfc7677_session() -> Session {
 /// Feed `input`, return what the session writes.
 fn exchange(session: &mut Session, input: &str) -> String {
     session.handle_input(std::time::Instant::now(), input.as_bytes());
-    let out = session.poll_transmit(std::time::Instant::now()).unwrap_or_default();
+    let out = session.transmit(std::time::Instant::now()).unwrap_or_default();
     String::from_utf8(out.to_vec()).unwrap()
 }
 
@@ -343,7 +344,7 @@ async fn pump(session: &mut Session, io: &mut DuplexStream) -> Vec<Event> {
         if events.iter().any(|e| matches!(e, Event::Ready | Event::Closed(_))) {
             return events;
         }
-        if let Some(bytes) = session.poll_transmit(std::time::Instant::now()) {
+        if let Some(bytes) = session.transmit(std::time::Instant::now()) {
             io.write_all(&bytes).await.unwrap();
             continue;
         }
@@ -458,7 +459,7 @@ fn session_debug_hides_the_unsent_auth_line() {
     exchange(&mut s, "220 mx ESMTP\r\n");
     s.handle_input(std::time::Instant::now(), b"250-mx\r\n250 AUTH PLAIN\r\n");
     let debug = format!("{s:?}");
-    let out = s.poll_transmit(std::time::Instant::now()).unwrap();
+    let out = s.transmit(std::time::Instant::now()).unwrap();
     let line = String::from_utf8(out.to_vec()).unwrap();
     let ir = line.strip_prefix("AUTH PLAIN ").unwrap().trim_end();
     let as_numbers = format!("{:?}", ir.as_bytes());
