@@ -18,6 +18,7 @@ mod parity;
 mod pool;
 mod round_trips;
 mod session;
+mod sink;
 mod smoke;
 mod smuggling;
 mod support;
