@@ -1198,3 +1198,30 @@ async fn captured_mail_reads_as_a_person_would_read_it() {
     assert_eq!(logo.content_id.as_deref(), Some("logo@example.com"));
     assert_eq!(logo.content, png);
 }
+
+/// An AUTH payload too long for the server (over 12,288 octets, RFC 4954 4) is refused,
+/// and redacted like any other, whether it came in one read or many.
+#[tokio::test]
+async fn over_long_auth_payloads_are_redacted_too() {
+    let server = start(TestServer::builder().auth_requires_tls(false).user("alice", "s3cret")).await;
+    let secret = "S".repeat(20_000);
+    let mut c = greeted(&server).await;
+    assert_eq!(c.cmd(&format!("AUTH PLAIN {secret}")).await, "500 5.5.2 Line too long");
+    assert_eq!(code(&c.cmd("AUTH LOGIN").await), "334");
+    // In pieces, so the server sees the line grow past its limit over several reads.
+    for piece in secret.as_bytes().chunks(4096) {
+        c.send(piece).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(c.cmd("").await, "500 5.5.2 Line too long");
+    c.cmd("QUIT").await;
+    assert!(eventually(|| server.transcripts()[0].contains("C: QUIT")).await);
+    let bytes = String::from_utf8(server.received_bytes()[0].clone()).unwrap();
+    assert!(!bytes.contains("SSSS"), "{}", &bytes[..200.min(bytes.len())]);
+    assert!(
+        bytes.contains("EHLO client.example\r\n[redacted]\r\nAUTH LOGIN\r\n[redacted]\r\nQUIT\r\n"),
+        "{bytes}"
+    );
+    let raw = String::from_utf8(server.received_bytes_with_secrets()[0].clone()).unwrap();
+    assert!(raw.contains(&format!("AUTH PLAIN {secret}\r\nAUTH LOGIN\r\n{secret}\r\nQUIT")));
+}
