@@ -58,9 +58,9 @@ if ! flock -w 120 8; then
     exit 1
 fi
 
-# 7 for Postfix and aiosmtpd, then one per smtp-sink instance.
+# 8 for Postfix, aiosmtpd and redis, then one per smtp-sink instance.
 sinks="$("$here/smtp-sink.sh" count)"
-need=$((7 + sinks))
+need=$((8 + sinks))
 read -r -a ports <<<"$(free_ports "$need" "$lo" "$hi")"
 if ((${#ports[@]} < need)); then
     echo "interop: fewer than $need free ports in $range (found: ${ports[*]:-none})" >&2
@@ -73,7 +73,8 @@ ai_pass="ai-$(openssl rand -hex 12)"
 
 SMTPKIT_POSTFIX_PASSWORD="$pf_pass" "$here/postfix.sh" start "${ports[0]}" "${ports[1]}" "${ports[2]}" "${ports[3]}"
 SMTPKIT_AIOSMTPD_PASSWORD="$ai_pass" "$here/aiosmtpd.sh" start "${ports[4]}" "${ports[5]}" "${ports[6]}"
-"$here/smtp-sink.sh" start "${ports[@]:7:$sinks}"
+"$here/redis.sh" start "${ports[7]}"
+"$here/smtp-sink.sh" start "${ports[@]:8:$sinks}"
 flock -u 8
 
 umask 077
@@ -95,6 +96,7 @@ export SMTPKIT_AIOSMTPD_LMTP=127.0.0.1:${ports[6]}
 export SMTPKIT_AIOSMTPD_USER=testuser@example.test
 export SMTPKIT_AIOSMTPD_PASSWORD=$ai_pass
 export SMTPKIT_AIOSMTPD_MAILDIR=$interop/aiosmtpd-maildir
+export SMTPKIT_REDIS_URL=redis://127.0.0.1:${ports[7]}
 ENV
 cat "$interop/sink.env" >>"$interop/env"
 
@@ -106,5 +108,5 @@ echo "interop: postfix $pf_version up (pid $pf_pid) on 127.0.0.1:${ports[0]} (st
     "${ports[1]} (implicit tls) ${ports[2]} (submission) ${ports[3]} (starttls, untrusted cert)"
 echo "interop: aiosmtpd $ai_version up (pid $ai_pid) on 127.0.0.1:${ports[4]} (starttls)" \
     "${ports[5]} (implicit tls) ${ports[6]} (lmtp)"
-echo "interop: $sinks smtp-sink instances up on 127.0.0.1:${ports[7]}-${ports[$((6 + sinks))]} (fault flags, see smtp-sink.sh)"
+echo "interop: $sinks smtp-sink instances up on 127.0.0.1:${ports[8]}..${ports[$((7 + sinks))]} (fault flags, see smtp-sink.sh)"
 echo "interop: environment in $interop/env"

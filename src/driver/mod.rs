@@ -2,13 +2,11 @@
 //! [`Session`](crate::proto::session::Session), performs the STARTTLS hand-off and enforces
 //! deadlines with the tokio clock (so tests can pause it).
 
-pub(crate) mod tls;
 pub mod transport;
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -16,23 +14,13 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use tokio::time::{Instant, Sleep, sleep_until, timeout_at};
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::ClientConfig;
-use tokio_rustls::rustls::pki_types::ServerName;
 
 use crate::proto::error::{Error, Phase};
-use crate::proto::session::{Event, Session, TraceLine, Want};
+use crate::proto::session::{Event, Session, Want};
 use transport::Transport;
 
-/// Receives the redacted transcript, one line at a time.
-pub type TraceSink = Arc<dyn Fn(&TraceLine) + Send + Sync>;
-
-/// Where STARTTLS goes.
-#[derive(Clone)]
-pub(crate) struct TlsTarget {
-    pub config: Arc<ClientConfig>,
-    pub name: ServerName<'static>,
-    pub verified: bool,
-}
+pub(crate) use crate::config::TraceSink;
+pub(crate) use crate::config::tls::{TlsTarget, io_error, tls_error};
 
 const READ_BUF: usize = 16 * 1024;
 /// Most pieces gathered into one vectored write.
@@ -421,23 +409,6 @@ impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Driver").field("session", &self.session).finish_non_exhaustive()
     }
-}
-
-/// An I/O error, or a TLS one when rustls is behind it: after the handshake a TLS failure
-/// still arrives through reads and writes (with TLS 1.3 a server refuses a client
-/// certificate only after the client's handshake is complete, with an alert on the next
-/// read).
-pub(crate) fn io_error(e: io::Error) -> Error {
-    if e.get_ref().is_some_and(|inner| inner.is::<tokio_rustls::rustls::Error>()) {
-        return Error::Tls(Arc::new(e));
-    }
-    Error::Io(Arc::new(e))
-}
-
-/// tokio-rustls reports TLS failures (certificate, protocol) as `InvalidData` I/O errors
-/// wrapping the rustls error; anything else during the handshake is the network.
-pub(crate) fn tls_error(e: io::Error) -> Error {
-    if e.kind() == io::ErrorKind::InvalidData { Error::Tls(Arc::new(e)) } else { io_error(e) }
 }
 
 #[cfg(test)]

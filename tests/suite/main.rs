@@ -4,6 +4,7 @@
 //! without it they print a SKIPPED notice and return.
 
 mod auth;
+mod bulk_policy;
 #[cfg(feature = "dkim")]
 mod dkim;
 mod driver;
@@ -15,6 +16,8 @@ mod mime;
 mod mime_delivery;
 mod params;
 mod parity;
+#[cfg(feature = "redis")]
+mod rate_redis;
 mod pool;
 mod round_trips;
 mod session;
@@ -23,3 +26,4 @@ mod smoke;
 mod smuggling;
 mod support;
 mod transcripts;
+mod transport;
