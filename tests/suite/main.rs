@@ -22,6 +22,7 @@ mod rate_redis;
 mod pool;
 mod round_trips;
 mod session;
+mod sink;
 mod smoke;
 mod smuggling;
 mod support;
