@@ -22,3 +22,4 @@ mod smuggling;
 mod support;
 mod transcripts;
 mod transport;
+mod transport_mailer;

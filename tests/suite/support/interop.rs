@@ -154,6 +154,13 @@ pub fn aiosmtpd() -> Option<Server> {
     })
 }
 
+/// The Postfix instance's `sendmail` program and config directory (`sendmail -C DIR`
+/// posts into this instance's queue, and it delivers into [`Server::maildir`]).
+pub fn postfix_sendmail() -> Option<(PathBuf, PathBuf)> {
+    postfix()?;
+    Some((file("SMTPKIT_POSTFIX_SENDMAIL"), PathBuf::from(var("SMTPKIT_POSTFIX_CONFIG"))))
+}
+
 /// Prints the loud skip notice for `test` straight to stderr. Writing to the handle
 /// instead of using `eprintln!` bypasses libtest's output capture, so the notice shows
 /// in an ordinary passing `cargo test` run too.
