@@ -71,7 +71,7 @@ async fn run() -> Result<u8, Failure> {
         (Some(u), _) => u.clone(),
         (None, Some(server)) => {
             eprintln!("SMTP_URL not set: using the embedded server at {}", server.addr());
-            server.url()
+            server.url_with_password()
         }
         (None, None) => unreachable!(),
     };

@@ -49,7 +49,7 @@ fn run() -> Result<u8, Failure> {
         (Some(u), _) => u,
         (None, Some(server)) => {
             eprintln!("SMTP_URL not set: using the embedded server at {}", server.addr());
-            server.url()
+            server.url_with_password()
         }
         (None, None) => return Err(fail(2, "SMTP_URL is required")),
     };

@@ -16,6 +16,8 @@ use crate::proto::error::{Error, Phase};
 use crate::proto::session::{Event, Session, Want};
 
 const READ_BUF: usize = 16 * 1024;
+/// Most pieces gathered into one flight of vectored writes (as the tokio driver).
+const MAX_CHUNKS: usize = 8;
 
 /// The stream under a session.
 enum Stream {
@@ -113,13 +115,10 @@ impl Driver {
                 }
             }
             self.flush_trace();
-            let started = Instant::now();
-            let mut chunks = Vec::new();
-            while let Some(chunk) = self.session.poll_transmit(started) {
-                chunks.push(chunk);
-            }
+            let chunks: Vec<Bytes> =
+                std::iter::from_fn(|| self.session.poll_transmit()).take(MAX_CHUNKS).collect();
             if !chunks.is_empty() {
-                self.write(&chunks, started);
+                self.write(&chunks);
                 for chunk in chunks {
                     let _kept = self.session.recycle(chunk);
                 }
@@ -181,26 +180,34 @@ impl Driver {
         }
     }
 
-    /// Writes the pieces whole in vectored writes, within the data-block deadline.
-    fn write(&mut self, chunks: &[Bytes], started: Instant) {
-        let deadline = started + self.session.config().timeouts.data_block;
+    /// Writes the pieces whole in vectored writes, reporting each to the session
+    /// ([`Session::wrote`]). As in the tokio driver, a write fails after the data-block
+    /// time without progress (RFC 5321 4.5.3.2.5 times each "TCP SEND call"), or when the
+    /// reply to a command already written is overdue.
+    fn write(&mut self, chunks: &[Bytes]) {
+        let block = self.session.config().timeouts.data_block;
+        let mut stalled_at = Instant::now() + block;
         let mut slices: Vec<IoSlice<'_>> =
             chunks.iter().filter(|c| !c.is_empty()).map(|c| IoSlice::new(c)).collect();
         let mut rest = &mut slices[..];
         while !rest.is_empty() {
-            let Some(left) = remaining(deadline) else {
-                return self.session.handle_error(Error::Timeout(Phase::DataBlock));
+            let reply_due = self.session.poll_timeout();
+            let Some(left) = remaining(reply_due.map_or(stalled_at, |due| due.min(stalled_at))) else {
+                return self.write_timed_out(reply_due);
             };
             if let Some(Err(e)) = self.io.tcp().map(|tcp| tcp.set_write_timeout(Some(left))) {
                 return self.session.handle_error(io_error(e));
             }
             match self.io.io().and_then(|io| io.write_vectored(rest)) {
                 Ok(0) => return self.session.handle_error(io_error(io::ErrorKind::WriteZero.into())),
-                Ok(n) => IoSlice::advance_slices(&mut rest, n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if timed_out(&e) => {
-                    return self.session.handle_error(Error::Timeout(Phase::DataBlock));
+                Ok(n) => {
+                    IoSlice::advance_slices(&mut rest, n);
+                    let at = Instant::now();
+                    self.session.wrote(n, at);
+                    stalled_at = at + block;
                 }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if timed_out(&e) => return self.write_timed_out(reply_due),
                 Err(e) => {
                     // A server that refused early (a 550, then a close) has its words read first.
                     self.drain_after_write_error();
@@ -214,6 +221,16 @@ impl Driver {
             } else {
                 io_error(e)
             });
+        }
+    }
+
+    /// A written command's reply is overdue (the session names its phase), or the write
+    /// made no progress for the data-block time.
+    fn write_timed_out(&mut self, reply_due: Option<Instant>) {
+        let now = Instant::now();
+        match reply_due {
+            Some(due) if now >= due => self.session.handle_timeout(now),
+            _ => self.session.handle_error(Error::Timeout(Phase::DataBlock)),
         }
     }
 

@@ -166,11 +166,8 @@ impl Driver {
                 }
             }
             self.flush_trace();
-            // One clock reading serves the whole flight: the commands' deadlines and the
-            // write's (reading the clock is not free on every machine).
-            let started = Instant::now();
-            if self.take_output(started.into_std()) {
-                self.write(started).await;
+            if self.take_output() {
+                self.write().await;
                 // The pieces may be the caller's message: not kept past their write. The
                 // session's own buffers go back to it for reuse.
                 for chunk in self.chunks.drain(..) {
@@ -244,10 +241,10 @@ impl Driver {
 
     /// Takes what the session has to write, up to [`MAX_CHUNKS`] pieces (a large body
     /// comes as a piece of its own, between commands), for one vectored write.
-    fn take_output(&mut self, now: std::time::Instant) -> bool {
+    fn take_output(&mut self) -> bool {
         self.chunks.clear();
         while self.chunks.len() < MAX_CHUNKS {
-            match self.session.poll_transmit(now) {
+            match self.session.poll_transmit() {
                 Some(chunk) => self.chunks.push(chunk),
                 None => break,
             }
@@ -257,13 +254,22 @@ impl Driver {
 
     /// Writes the taken pieces whole, reading at the same time: a server may reply early
     /// (a 550 during DATA, then stop reading) and its words beat a broken pipe.
-    async fn write(&mut self, started: Instant) {
+    ///
+    /// Every completed write is reported to the session ([`Session::wrote`]). RFC 5321
+    /// section 4.5.3.2.5 times the data block per "TCP SEND call", so the write fails after
+    /// [`Timeouts::data_block`](crate::proto::timeouts::Timeouts) without progress, however
+    /// long the whole flight takes; meanwhile the reply deadlines of commands already
+    /// written keep running.
+    async fn write(&mut self) {
         self.ensure_buf();
-        let deadline = started + self.session.config().timeouts.data_block;
+        let block = self.session.config().timeouts.data_block;
+        let mut stalled_at = Instant::now() + block;
         let total: usize = self.chunks.iter().map(Bytes::len).sum();
         let mut written = 0;
         let mut reading = true;
         while written < total {
+            let reply_due = self.session.poll_timeout().map(Instant::from_std);
+            let deadline = reply_due.map_or(stalled_at, |due| due.min(stalled_at));
             let (io, buf, timer, chunks) = (&mut self.io, &mut self.buf, &mut self.timer, &self.chunks);
             let step = poll_fn(|cx| {
                 let (slices, n) = unwritten(chunks, written);
@@ -285,7 +291,12 @@ impl Driver {
                     self.session.handle_error(io_error(io::ErrorKind::WriteZero.into()));
                     return;
                 }
-                Ok(Io::Wrote(Ok(n))) => written += n,
+                Ok(Io::Wrote(Ok(n))) => {
+                    written += n;
+                    let at = Instant::now();
+                    self.session.wrote(n, at.into_std());
+                    stalled_at = at + block;
+                }
                 Ok(Io::Wrote(Err(e))) => {
                     self.drain_after_write_error().await;
                     self.session.handle_error(io_error(e));
@@ -301,8 +312,8 @@ impl Driver {
                     self.session.handle_error(io_error(e));
                     return;
                 }
-                Err(_) => {
-                    self.session.handle_error(Error::Timeout(Phase::DataBlock));
+                Err(()) => {
+                    self.write_timed_out(reply_due);
                     return;
                 }
             }
@@ -313,12 +324,23 @@ impl Driver {
         let (io, timer) = (&mut self.io, &mut self.timer);
         let flush = poll_fn(|cx| match Pin::new(&mut *io).poll_flush(cx) {
             Poll::Ready(r) => Poll::Ready(Ok(r)),
-            Poll::Pending => timer.poll_expired(cx, deadline).map(Err),
+            Poll::Pending => timer.poll_expired(cx, stalled_at).map(Err),
         });
         match flush.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => self.session.handle_error(io_error(e)),
             Err(()) => self.session.handle_error(Error::Timeout(Phase::DataBlock)),
+        }
+    }
+
+    /// The write's timer fired: a written command's reply is overdue (the session names
+    /// its phase), or the write made no progress for the data-block time.
+    fn write_timed_out(&mut self, reply_due: Option<Instant>) {
+        let now = Instant::now();
+        if reply_due.is_some_and(|due| now >= due) {
+            self.session.handle_timeout(now.into_std());
+        } else {
+            self.session.handle_error(Error::Timeout(Phase::DataBlock));
         }
     }
 

@@ -15,6 +15,7 @@ use smtpkit::{
 };
 
 use super::support::interop;
+use super::transport::unique;
 
 type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -169,7 +170,7 @@ fn plain(server: &TestServer) -> ClientBuilder {
 
 /// STARTTLS (or implicit TLS) with the server's CA and its first user.
 fn secure(server: &TestServer) -> ClientBuilder {
-    ClientBuilder::from_url(&server.url())
+    ClientBuilder::from_url(&server.url_with_password())
         .unwrap()
         .without_native_roots()
         .add_root_pem(server.ca_pem().as_bytes())
@@ -351,7 +352,7 @@ async fn postfix_submission_starttls_auth(flavor: Flavor) {
     let Some(server) = interop::postfix_or_skip("postfix_submission_starttls_auth") else { return };
     let builder = interop_builder(&server, server.submission.unwrap(), TlsPolicy::Required);
     let mut conn = flavor.connect(builder).await.unwrap();
-    let marker = format!("both-postfix-submission-{flavor:?}");
+    let marker = unique(&format!("both-postfix-submission-{flavor:?}"));
     let report = conn.send(marked(&["a@example.test", "reject@example.test"], &marker)).await.unwrap();
     assert_eq!((report.accepted().count(), report.rejected().count()), (1, 1));
     conn.quit().await.unwrap();
@@ -363,7 +364,7 @@ async fn postfix_implicit_tls_and_a_batch(flavor: Flavor) {
     let Some(server) = interop::postfix_or_skip("postfix_implicit_tls_and_a_batch") else { return };
     let builder = interop_builder(&server, server.implicit_tls, TlsPolicy::Implicit);
     let mut conn = flavor.connect(builder).await.unwrap();
-    let marker = format!("both-postfix-smtps-{flavor:?}");
+    let marker = unique(&format!("both-postfix-smtps-{flavor:?}"));
     let batch = (0..3).map(|i| marked(&["a@example.test"], &format!("{marker}-{i}"))).collect();
     let results = conn.send_many(batch).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
@@ -375,7 +376,7 @@ async fn aiosmtpd_starttls_auth(flavor: Flavor) {
     let Some(server) = interop::aiosmtpd_or_skip("aiosmtpd_starttls_auth") else { return };
     let builder = interop_builder(&server, server.starttls, TlsPolicy::Required);
     let mut conn = flavor.connect(builder).await.unwrap();
-    let marker = format!("both-aiosmtpd-starttls-{flavor:?}");
+    let marker = unique(&format!("both-aiosmtpd-starttls-{flavor:?}"));
     conn.send(marked(&["a@example.test"], &marker)).await.unwrap();
     conn.quit().await.unwrap();
     assert_eq!(readback(server, marker, 1).await.len(), 1);
@@ -386,7 +387,7 @@ async fn aiosmtpd_lmtp(flavor: Flavor) {
     let lmtp = server.lmtp.unwrap();
     let builder = Client::builder("127.0.0.1").port(lmtp.port()).tls(TlsPolicy::Disabled).lmtp(true);
     let mut conn = flavor.connect(builder).await.unwrap();
-    let marker = format!("both-aiosmtpd-lmtp-{flavor:?}");
+    let marker = unique(&format!("both-aiosmtpd-lmtp-{flavor:?}"));
     let report = conn.send(marked(&["a@example.test", "b@example.test"], &marker)).await.unwrap();
     assert_eq!(report.accepted().count(), 2);
     conn.quit().await.unwrap();
@@ -433,6 +434,8 @@ fn a_blocking_program_sends_through_starttls_and_auth_to_postfix() {
         server.password,
         server.submission.unwrap().port()
     );
+    let marker = unique("blocking-readme");
+    let body = format!("Subject: {marker}\r\n\r\nHello from a blocking program\r\n");
     // -- the program --
     let mut client = blocking::Client::from_url(&url)
         .unwrap()
@@ -441,10 +444,9 @@ fn a_blocking_program_sends_through_starttls_and_auth_to_postfix() {
         .connect_blocking()
         .unwrap();
     let envelope = Envelope::parse("me@example.test", &["you@example.test"]).unwrap();
-    let report =
-        client.send(&envelope, "Subject: blocking-readme\r\n\r\nHello from a blocking program\r\n").unwrap();
+    let report = client.send(&envelope, body).unwrap();
     println!("queued: {}", report.reply);
     client.quit().unwrap();
     // -- end --
-    assert_eq!(interop::wait_for_delivery(&server, "blocking-readme", 1, LONG).len(), 1);
+    assert_eq!(interop::wait_for_delivery(&server, &marker, 1, LONG).len(), 1);
 }

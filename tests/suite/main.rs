@@ -14,6 +14,7 @@ mod interop;
 mod ledger;
 mod mime;
 mod mime_delivery;
+mod params;
 mod parity;
 mod pool;
 mod round_trips;

@@ -25,6 +25,12 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// A marker no earlier run left in a server's maildir.
+pub fn unique(marker: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{marker}-{nanos}")
+}
+
 fn outgoing(to: &[&str], subject: &str) -> Outgoing {
     let envelope = Envelope::parse("from@example.com", to).unwrap();
     Outgoing::new(envelope, format!("Subject: {subject}\r\n\r\nBody of {subject}\r\n"))

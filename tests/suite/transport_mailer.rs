@@ -11,7 +11,7 @@ use smtpkit::transport::{FileTransport, SendmailTransport, SmtpTransport, StubTr
 use smtpkit::{Client, Error, Message, SendReport, TlsPolicy};
 
 use super::support::interop;
-use super::transport::scratch;
+use super::transport::{scratch, unique};
 
 /// What a wrapper crate would write: a template, a transport it does not know, a report.
 pub struct Mailer<T: Transport> {
@@ -124,10 +124,11 @@ async fn the_mailer_over_real_postfix_with_starttls_and_auth() {
         .build()
         .unwrap();
     let mailer = Mailer::new(SmtpTransport::new(connector), "app@example.test");
-    assert_eq!(mailer.welcome("Ann", &TO, "mailer-postfix-smtp").await.unwrap(), expected(true));
+    let marker = unique("mailer-postfix-smtp");
+    assert_eq!(mailer.welcome("Ann", &TO, &marker).await.unwrap(), expected(true));
     mailer.close().await;
     let got = tokio::task::spawn_blocking(move || {
-        interop::wait_for_delivery(&server, "mailer-postfix-smtp", 1, Duration::from_secs(10))
+        interop::wait_for_delivery(&server, &marker, 1, Duration::from_secs(10))
     })
     .await
     .unwrap();
@@ -143,10 +144,11 @@ async fn the_mailer_over_postfix_sendmail_delivers_into_its_maildir() {
     let mailer = Mailer::new(transport, "app@example.test");
     // sendmail accepts every recipient; the refusal comes later, as a bounce.
     let to = ["ann@example.test", "bob@example.com"];
-    let got = mailer.welcome("Ann", &to, "mailer-postfix-sendmail").await.unwrap();
+    let marker = unique("mailer-postfix-sendmail");
+    let got = mailer.welcome("Ann", &to, &marker).await.unwrap();
     assert_eq!(got, vec![Delivery::Accepted(to[0].into()), Delivery::Accepted(to[1].into())]);
     let got = tokio::task::spawn_blocking(move || {
-        interop::wait_for_delivery(&server, "mailer-postfix-sendmail", 1, Duration::from_secs(20))
+        interop::wait_for_delivery(&server, &marker, 1, Duration::from_secs(20))
     })
     .await
     .unwrap();
