@@ -24,7 +24,10 @@ pub trait Conn: Send {
     fn send(&mut self, message: Outgoing) -> Fut<'_, Result<SendReport, Error>>;
     fn send_many(&mut self, messages: Vec<Outgoing>) -> Fut<'_, Vec<Result<SendReport, Error>>>;
     fn noop(&mut self) -> Fut<'_, Result<Reply, Error>>;
+    fn rset(&mut self) -> Fut<'_, Result<Reply, Error>>;
+    fn vrfy(&mut self, what: String) -> Fut<'_, Result<Reply, Error>>;
     fn quit(self: Box<Self>) -> Fut<'static, Result<(), Error>>;
+    fn settle(&mut self) -> Fut<'_, bool>;
     fn is_tls(&self) -> bool;
     fn is_reusable(&self) -> bool;
     fn has_extension(&self, keyword: &str) -> bool;
@@ -40,8 +43,17 @@ impl Conn for Client {
     fn noop(&mut self) -> Fut<'_, Result<Reply, Error>> {
         Box::pin(Client::noop(self))
     }
+    fn rset(&mut self) -> Fut<'_, Result<Reply, Error>> {
+        Box::pin(Client::rset(self))
+    }
+    fn vrfy(&mut self, what: String) -> Fut<'_, Result<Reply, Error>> {
+        Box::pin(async move { Client::vrfy(self, &what).await })
+    }
     fn quit(self: Box<Self>) -> Fut<'static, Result<(), Error>> {
         Box::pin(Client::quit(*self))
+    }
+    fn settle(&mut self) -> Fut<'_, bool> {
+        Box::pin(Client::settle(self))
     }
     fn is_tls(&self) -> bool {
         Client::is_tls(self)
@@ -89,9 +101,18 @@ impl Conn for Blocking {
     fn noop(&mut self) -> Fut<'_, Result<Reply, Error>> {
         self.call(blocking::Client::noop)
     }
+    fn rset(&mut self) -> Fut<'_, Result<Reply, Error>> {
+        self.call(blocking::Client::rset)
+    }
+    fn vrfy(&mut self, what: String) -> Fut<'_, Result<Reply, Error>> {
+        self.call(move |c| c.vrfy(&what))
+    }
     fn quit(mut self: Box<Self>) -> Fut<'static, Result<(), Error>> {
         let client = self.0.take().expect("a previous call panicked");
         Box::pin(async move { tokio::task::spawn_blocking(move || client.quit()).await.unwrap() })
+    }
+    fn settle(&mut self) -> Fut<'_, bool> {
+        self.call(blocking::Client::settle)
     }
     fn is_tls(&self) -> bool {
         self.client().is_tls()

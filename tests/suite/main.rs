@@ -5,6 +5,7 @@
 
 mod auth;
 mod blocking;
+mod blocking_transcripts;
 #[cfg(feature = "dkim")]
 mod dkim;
 mod driver;
