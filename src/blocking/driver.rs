@@ -180,20 +180,21 @@ impl Driver {
         }
     }
 
-    /// Writes the pieces whole in vectored writes, reporting each to the session
-    /// ([`Session::wrote`]). As in the tokio driver, a write fails after the data-block
-    /// time without progress (RFC 5321 4.5.3.2.5 times each "TCP SEND call"), or when the
-    /// reply to a command already written is overdue.
+    /// Writes the pieces whole in vectored writes, reporting each completed write to the
+    /// session. The data-block deadline is "no progress for that long" (RFC 5321 4.5.3.2.5:
+    /// the timeout applies to each call to send), and the reply deadlines of commands
+    /// already written keep running meanwhile.
     fn write(&mut self, chunks: &[Bytes]) {
-        let block = self.session.config().timeouts.data_block;
-        let mut stalled_at = Instant::now() + block;
+        let stall = self.session.config().timeouts.data_block;
         let mut slices: Vec<IoSlice<'_>> =
             chunks.iter().filter(|c| !c.is_empty()).map(|c| IoSlice::new(c)).collect();
         let mut rest = &mut slices[..];
+        let mut progress_at = Instant::now();
         while !rest.is_empty() {
-            let reply_due = self.session.poll_timeout();
-            let Some(left) = remaining(reply_due.map_or(stalled_at, |due| due.min(stalled_at))) else {
-                return self.write_timed_out(reply_due);
+            let stalled_at = progress_at + stall;
+            let deadline = self.session.poll_timeout().map_or(stalled_at, |due| due.min(stalled_at));
+            let Some(left) = remaining(deadline) else {
+                return self.write_timed_out(stalled_at);
             };
             if let Some(Err(e)) = self.io.tcp().map(|tcp| tcp.set_write_timeout(Some(left))) {
                 return self.session.handle_error(io_error(e));
@@ -201,13 +202,16 @@ impl Driver {
             match self.io.io().and_then(|io| io.write_vectored(rest)) {
                 Ok(0) => return self.session.handle_error(io_error(io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
+                    progress_at = Instant::now();
+                    self.session.wrote(n, progress_at);
                     IoSlice::advance_slices(&mut rest, n);
-                    let at = Instant::now();
-                    self.session.wrote(n, at);
-                    stalled_at = at + block;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if timed_out(&e) => return self.write_timed_out(reply_due),
+                Err(e) if timed_out(&e) => {
+                    if remaining(deadline).is_none() {
+                        return self.write_timed_out(stalled_at);
+                    }
+                }
                 Err(e) => {
                     // A server that refused early (a 550, then a close) has its words read first.
                     self.drain_after_write_error();
@@ -224,13 +228,12 @@ impl Driver {
         }
     }
 
-    /// A written command's reply is overdue (the session names its phase), or the write
-    /// made no progress for the data-block time.
-    fn write_timed_out(&mut self, reply_due: Option<Instant>) {
-        let now = Instant::now();
-        match reply_due {
-            Some(due) if now >= due => self.session.handle_timeout(now),
-            _ => self.session.handle_error(Error::Timeout(Phase::DataBlock)),
+    /// A write deadline passed: the link stalled, or a written command's reply is overdue.
+    fn write_timed_out(&mut self, stalled_at: Instant) {
+        if Instant::now() >= stalled_at {
+            self.session.handle_error(Error::Timeout(Phase::DataBlock));
+        } else {
+            self.session.handle_timeout(Instant::now());
         }
     }
 

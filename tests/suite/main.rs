@@ -6,6 +6,7 @@
 mod auth;
 mod blocking;
 mod blocking_transcripts;
+mod bulk_policy;
 #[cfg(feature = "dkim")]
 mod dkim;
 mod driver;
@@ -18,6 +19,8 @@ mod mime_delivery;
 mod params;
 mod parity;
 mod pool;
+#[cfg(feature = "redis")]
+mod rate_redis;
 mod round_trips;
 mod session;
 mod smoke;
