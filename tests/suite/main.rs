@@ -4,6 +4,8 @@
 //! without it they print a SKIPPED notice and return.
 
 mod auth;
+mod blocking;
+mod blocking_transcripts;
 mod bulk_policy;
 #[cfg(feature = "dkim")]
 mod dkim;
@@ -17,9 +19,9 @@ mod mime_delivery;
 mod outcomes;
 mod params;
 mod parity;
+mod pool;
 #[cfg(feature = "redis")]
 mod rate_redis;
-mod pool;
 mod round_trips;
 mod session;
 mod sink;
@@ -28,3 +30,4 @@ mod smuggling;
 mod support;
 mod transcripts;
 mod transport;
+mod transport_mailer;
