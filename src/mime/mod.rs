@@ -17,7 +17,9 @@
 //!   octets. Only non-ASCII *addresses* make a message need `SMTPUTF8` (and so 8BITMIME).
 //! - **Envelope derivation**: from `Sender` or `From`, to To + Cc + Bcc, de-duplicated;
 //!   an explicit envelope overrides.
-//! - **Attachment policy**: sizes and content types, checked before any file is read.
+//! - **Attachment policy**: sizes (checked before any file is read), types by pattern, and by
+//!   default a mail provider's rules: no programs or scripts by content, extension or
+//!   declared type, no disguised names, no type the content contradicts.
 //!
 //! ```
 //! use smtpkit::{Message, mime::AttachmentPolicy};
@@ -40,22 +42,29 @@
 //! ```
 
 mod builder;
+mod calendar;
 pub mod content_type;
 mod encoding;
 mod envelope;
 mod error;
 mod header;
 mod mailbox;
+mod part;
 mod policy;
+mod sniff;
+mod tree;
 
 use std::fmt;
 
 use bytes::Bytes;
 
 pub use builder::MessageBuilder;
+pub use calendar::Calendar;
+pub use content_type::ContentType;
 pub use error::MimeError;
 pub use mailbox::Mailbox;
-pub use policy::AttachmentPolicy;
+pub use part::Part;
+pub use policy::{AttachmentPolicy, PolicyRule};
 
 use crate::Envelope;
 
