@@ -167,6 +167,11 @@ const ALIASES: &[(&str, &str)] = &[
     ("video/x-msvideo", "video/avi"),
 ];
 
+/// Text formats infer recognises by a leading keyword (`<html`, `-----BEGIN`): any text
+/// may start that way (an AMP part, a PGP signature, a page saved as `.txt`), so they never
+/// contradict a declared type. Binary magic numbers do.
+const WEAK: &[&str] = &["application/x-x509-ca-cert", "text/html"];
+
 /// Formats stored inside a ZIP or an OLE compound file: infer may report the container.
 const IN_ZIP: &[&str] = &[
     "application/epub+zip",
@@ -187,7 +192,8 @@ const IN_OLE: &[&str] = &[
 /// True when a part declared (or named) as `declared` may hold content detected as
 /// `detected`. `application/octet-stream` claims nothing, so it agrees with anything.
 pub(crate) fn agrees(declared: &str, detected: &str) -> bool {
-    declared == detected
+    WEAK.contains(&detected)
+        || declared == detected
         || declared == super::content_type::OCTET_STREAM
         || ALIASES.iter().any(|&(a, b)| (a, b) == (detected, declared) || (a, b) == (declared, detected))
         || (detected == "application/zip" && (IN_ZIP.contains(&declared) || declared.ends_with("+zip")))
@@ -238,6 +244,8 @@ mod tests {
             "application/zip"
         ));
         assert!(!agrees("application/pdf", "image/png"));
-        assert!(!agrees("text/plain", "text/html"));
+        assert!(agrees("text/plain", "text/html"));
+        assert!(agrees("application/pgp-signature", "application/x-x509-ca-cert"));
+        assert!(!agrees("text/plain", "application/pdf"));
     }
 }

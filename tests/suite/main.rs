@@ -13,6 +13,8 @@ mod interop;
 mod ledger;
 mod mime;
 mod mime_delivery;
+mod mime_parts;
+mod mime_policy;
 mod parity;
 mod pool;
 mod round_trips;
