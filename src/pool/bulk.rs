@@ -6,14 +6,12 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::{Pool, PoolError, PooledClient};
 use crate::proto::address::{Address, Envelope};
 use crate::proto::code::ReplyCode;
 use crate::proto::error::{Error, Phase};
-use crate::proto::params::MessageOptions;
 use crate::proto::session::{MessageId, RecipientResult, SendReport};
 
 /// RFC 5321 4.5.3.1.8: "recipients buffer: The minimum total number of recipients that
@@ -25,36 +23,7 @@ const RFC_MIN_RECIPIENTS: usize = 100;
 /// ... send the remaining recipients in a new transaction".
 const TOO_MANY_RECIPIENTS: ReplyCode = ReplyCode(452);
 
-/// One message to send: envelope, content (headers and body, as for
-/// [`Client::send`](crate::Client::send)) and options.
-#[derive(Clone, Debug)]
-pub struct Outgoing {
-    /// Sender and recipients.
-    pub envelope: Envelope,
-    /// The message: headers, blank line, body.
-    pub message: Bytes,
-    /// DSN and other per-message options.
-    pub options: MessageOptions,
-}
-
-impl Outgoing {
-    /// A message with default options.
-    pub fn new(envelope: Envelope, message: impl Into<Bytes>) -> Self {
-        Self { envelope, message: message.into(), options: MessageOptions::default() }
-    }
-
-    /// The same message with these options.
-    pub fn with_options(mut self, options: MessageOptions) -> Self {
-        self.options = options;
-        self
-    }
-}
-
-impl From<(Envelope, Bytes)> for Outgoing {
-    fn from((envelope, message): (Envelope, Bytes)) -> Self {
-        Self::new(envelope, message)
-    }
-}
+pub use crate::transport::Outgoing;
 
 /// How [`Pool::send_all_with`] spreads the work.
 #[derive(Clone, Debug)]
