@@ -89,8 +89,8 @@ impl Message {
 
     /// `eight_bit`: whether any octet is 8-bit (found by the wire check).
     pub(crate) fn new(bytes: Bytes, envelope: Envelope, message_id: String, eight_bit: bool) -> Self {
-        let header_end = memchr::memmem::find(&bytes, b"\r\n\r\n").unwrap_or(bytes.len());
-        let headers_utf8 = eight_bit && !bytes[..header_end].is_ascii();
+        let headers_utf8 =
+            eight_bit && crate::proto::header_scan::first_non_ascii_header_octet(&bytes).is_some();
         Self { bytes, envelope, message_id, headers_utf8, eight_bit }
     }
 

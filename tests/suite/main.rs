@@ -18,6 +18,7 @@ mod mime_policy;
 mod params;
 mod parity;
 mod pool;
+mod raw_headers;
 mod round_trips;
 mod session;
 mod smoke;
