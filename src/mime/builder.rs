@@ -19,6 +19,7 @@ use super::{
     header::{self, check_controls},
     policy,
     tree::{Prepared, Tree},
+    unsubscribe::Unsubscribe,
 };
 use crate::Envelope;
 
@@ -69,6 +70,7 @@ pub struct MessageBuilder {
     alternatives: Vec<Part>,
     parts: Vec<Part>,
     calendar: Option<Calendar>,
+    unsubscribe: Unsubscribe,
 }
 
 struct Inline {
@@ -234,6 +236,46 @@ impl MessageBuilder {
         self
     }
 
+    /// Adds a `mailto:` target to `List-Unsubscribe` (RFC 2369): an address, optionally
+    /// with `?subject=...` (percent-encoded), with or without the `mailto:` prefix.
+    ///
+    /// ```
+    /// use smtpkit::Message;
+    /// let msg = Message::builder()
+    ///     .from("news@example.com")
+    ///     .to("reader@example.org")
+    ///     .list_unsubscribe_mailto("unsubscribe@example.com?subject=reader%40example.org")
+    ///     .list_unsubscribe_url("https://example.com/unsubscribe/3f9a")
+    ///     .list_unsubscribe_one_click()
+    ///     .text_body("News")
+    ///     .build()?;
+    /// let text = std::str::from_utf8(msg.as_bytes()).unwrap();
+    /// assert!(text.contains("List-Unsubscribe: <mailto:unsubscribe@example.com?subject=reader%40example.org>,\r\n <https://example.com/unsubscribe/3f9a>\r\n"));
+    /// assert!(text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
+    /// # Ok::<(), smtpkit::mime::MimeError>(())
+    /// ```
+    pub fn list_unsubscribe_mailto(mut self, target: impl Into<String>) -> Self {
+        self.unsubscribe.mailto = Some(target.into());
+        self
+    }
+
+    /// Adds an `http`/`https` URL to `List-Unsubscribe` (RFC 2369); it must be
+    /// percent-encoded printable ASCII.
+    pub fn list_unsubscribe_url(mut self, url: impl Into<String>) -> Self {
+        self.unsubscribe.url = Some(url.into());
+        self
+    }
+
+    /// Adds `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058): mail clients
+    /// unsubscribe with one POST to the `https` URL given to
+    /// [`list_unsubscribe_url`](Self::list_unsubscribe_url), which is required. RFC 8058
+    /// section 4 requires a DKIM signature covering both fields; the
+    /// [`DkimSigner`](crate::dkim::DkimSigner)'s default header list does.
+    pub fn list_unsubscribe_one_click(mut self) -> Self {
+        self.unsubscribe.one_click = true;
+        self
+    }
+
     /// Sets the `Message-ID` (with or without angle brackets) instead of generating one.
     pub fn message_id(mut self, id: impl Into<String>) -> Self {
         self.message_id = Some(id.into());
@@ -375,6 +417,10 @@ impl MessageBuilder {
         let explicit_envelope = self.envelope.take();
         let from = self.from.as_ref().ok_or(MimeError::NoFrom)?;
 
+        let unsubscribe = match self.unsubscribe.is_set() {
+            true => Some(self.unsubscribe.headers()?),
+            false => None,
+        };
         // Headers, in the order they are written.
         let mut headers: Vec<(Cow<'_, str>, HeaderType<'_>)> = Vec::with_capacity(12 + self.headers.len());
         headers.push(("From".into(), mailbox_header(std::slice::from_ref(from))));
@@ -417,6 +463,20 @@ impl MessageBuilder {
                 let ids =
                     ids.iter().map(|id| header::validate_msg_id(name, id)).collect::<Result<Vec<_>, _>>()?;
                 headers.push((name.into(), MessageId::new_list(ids.into_iter()).into()));
+            }
+        }
+        if let Some((list, post)) = &unsubscribe {
+            if self.headers.iter().any(|(n, _)| {
+                n.eq_ignore_ascii_case("List-Unsubscribe") || n.eq_ignore_ascii_case("List-Unsubscribe-Post")
+            }) {
+                return Err(MimeError::ListUnsubscribe { reason: "also set through header()" });
+            }
+            headers.push(("List-Unsubscribe".into(), header::header_value("List-Unsubscribe", list)?));
+            if let Some(post) = post {
+                headers.push((
+                    "List-Unsubscribe-Post".into(),
+                    header::header_value("List-Unsubscribe-Post", post)?,
+                ));
             }
         }
         for (name, value) in &self.headers {

@@ -97,6 +97,12 @@ pub enum MimeError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The `List-Unsubscribe` targets are invalid (RFC 2369, RFC 8058).
+    #[error("invalid List-Unsubscribe: {reason}")]
+    ListUnsubscribe {
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// Two inline parts share one Content-ID.
     #[error("Content-ID {0:?} is used twice")]
     DuplicateContentId(String),

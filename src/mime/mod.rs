@@ -53,6 +53,7 @@ mod part;
 mod policy;
 mod sniff;
 mod tree;
+mod unsubscribe;
 
 use std::fmt;
 
@@ -92,6 +93,14 @@ impl Message {
         let headers_utf8 =
             eight_bit && crate::proto::header_scan::first_non_ascii_header_octet(&bytes).is_some();
         Self { bytes, envelope, message_id, headers_utf8, eight_bit }
+    }
+
+    /// The same message with a signature header in front (DKIM): the DKIM-Signature field
+    /// is ASCII, so the 8-bit and SMTPUTF8 needs are unchanged.
+    #[cfg(feature = "dkim")]
+    pub(crate) fn with_signed_bytes(mut self, bytes: Bytes) -> Self {
+        self.bytes = bytes;
+        self
     }
 
     /// The envelope: derived from the headers, or the one given to

@@ -46,7 +46,12 @@ use super::{MimeError, sniff};
 /// assert!(policy.check("a.pdf", "application/pdf", 1000, 1000).is_ok());
 /// assert!(policy.check("x.svg", "image/svg+xml", 10, 10).is_err());
 /// assert!(policy.check("x.zip", "application/zip", 10, 10).is_err());
-/// let err = policy.check_content("invoice.pdf", "application/pdf", b"MZ\x90\0").unwrap_err();
+/// // A Windows program: the DOS header's e_lfanew (at 0x3C) points at "PE\0\0".
+/// let mut exe = vec![0u8; 0x40];
+/// exe[..2].copy_from_slice(b"MZ");
+/// exe[0x3c] = 0x40;
+/// exe.extend_from_slice(b"PE\0\0");
+/// let err = policy.check_content("invoice.pdf", "application/pdf", &exe).unwrap_err();
 /// assert!(matches!(err, MimeError::AttachmentRefused { rule: PolicyRule::ExecutableContent { .. }, .. }));
 /// let err = policy.check("invoice.pdf.exe", "application/pdf", 10, 10).unwrap_err();
 /// assert!(matches!(err, MimeError::AttachmentRefused { rule: PolicyRule::DoubleExtension { .. }, .. }));

@@ -243,3 +243,35 @@ fn calendar_layouts() {
     let err = base().calendar(Calendar::new("REQUEST", ICS)).build().unwrap_err();
     assert!(matches!(err, MimeError::Calendar { reason } if reason.contains("METHOD")), "{err:?}");
 }
+
+/// RFC 2369 `List-Unsubscribe` and RFC 8058 one-click, as bulk senders must send them.
+#[test]
+fn list_unsubscribe_headers() {
+    let msg = base()
+        .text_body("news")
+        .list_unsubscribe_mailto("mailto:leave@example.com?subject=unsubscribe")
+        .list_unsubscribe_url("https://example.com/u?id=42&t=abc")
+        .list_unsubscribe_one_click()
+        .build()
+        .unwrap();
+    let p = parse(&msg);
+    let unfolded = p.header_raw("List-Unsubscribe").unwrap().replace("\r\n", "");
+    assert_eq!(
+        unfolded.trim(),
+        "<mailto:leave@example.com?subject=unsubscribe>, <https://example.com/u?id=42&t=abc>"
+    );
+    assert_eq!(p.header_raw("List-Unsubscribe-Post").map(str::trim), Some("List-Unsubscribe=One-Click"));
+    let err =
+        base().list_unsubscribe_one_click().list_unsubscribe_url("http://example.com/u").build().unwrap_err();
+    assert!(matches!(err, MimeError::ListUnsubscribe { reason } if reason.contains("https")), "{err:?}");
+    let err = base()
+        .list_unsubscribe_url("https://example.com/u")
+        .header("List-Unsubscribe", "<https://other.example/>")
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, MimeError::ListUnsubscribe { .. }), "{err:?}");
+    let err = base().list_unsubscribe_url("https://example.com/u\r\nBcc: x@y.z").build().unwrap_err();
+    assert!(matches!(err, MimeError::ListUnsubscribe { .. }), "{err:?}");
+    // Setting it through header() alone still works, as before.
+    assert!(base().header("List-Unsubscribe", "<https://example.com/u>").build().is_ok());
+}
