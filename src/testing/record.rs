@@ -344,6 +344,11 @@ impl Recorder {
         self.logs().messages.iter().filter(|m| m.committed || !committed_only).cloned().collect()
     }
 
+    /// Whether a message from `from` with this data was seen before, committed or not.
+    pub(crate) fn seen(&self, from: &str, data: &[u8]) -> bool {
+        self.logs().messages.iter().any(|m| m.mail_from == from && m.data == data)
+    }
+
     pub(crate) fn committed_count(&self) -> usize {
         self.logs().messages.iter().filter(|m| m.committed).count()
     }

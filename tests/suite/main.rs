@@ -4,6 +4,7 @@
 //! without it they print a SKIPPED notice and return.
 
 mod auth;
+mod bulk_policy;
 #[cfg(feature = "dkim")]
 mod dkim;
 mod driver;
@@ -17,6 +18,8 @@ mod mime_parts;
 mod mime_policy;
 mod params;
 mod parity;
+#[cfg(feature = "redis")]
+mod rate_redis;
 mod pool;
 mod raw_headers;
 mod round_trips;
