@@ -68,7 +68,7 @@ impl PoolBuilder {
     }
 
     /// The longest a message waits for its rate token before it fails with
-    /// [`PoolError::Rate`](super::PoolError::Rate) (default: the wait timeout).
+    /// [`PoolError::Rate`] (default: the wait timeout).
     pub fn rate_wait(mut self, d: Duration) -> Self {
         self.config.policy.rate_wait = Some(d);
         self

@@ -15,9 +15,9 @@ mod ledger;
 mod mime;
 mod mime_delivery;
 mod parity;
+mod pool;
 #[cfg(feature = "redis")]
 mod rate_redis;
-mod pool;
 mod round_trips;
 mod session;
 mod smoke;
