@@ -14,13 +14,17 @@ mod interop;
 mod ledger;
 mod mime;
 mod mime_delivery;
+mod outcomes;
+mod params;
 mod parity;
 mod pool;
 #[cfg(feature = "redis")]
 mod rate_redis;
 mod round_trips;
 mod session;
+mod sink;
 mod smoke;
 mod smuggling;
 mod support;
 mod transcripts;
+mod transport;

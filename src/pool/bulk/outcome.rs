@@ -3,45 +3,13 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 
 use super::RFC_MIN_RECIPIENTS;
 use crate::pool::PoolError;
-use crate::proto::address::Envelope;
-use crate::proto::params::MessageOptions;
 use crate::proto::session::{RecipientResult, SendReport};
 use crate::retry::{Retry, RetryPolicy};
 
-/// One message to send: envelope, content (headers and body, as for
-/// [`Client::send`](crate::Client::send)) and options.
-#[derive(Clone, Debug)]
-pub struct Outgoing {
-    /// Sender and recipients.
-    pub envelope: Envelope,
-    /// The message: headers, blank line, body.
-    pub message: Bytes,
-    /// DSN and other per-message options.
-    pub options: MessageOptions,
-}
-
-impl Outgoing {
-    /// A message with default options.
-    pub fn new(envelope: Envelope, message: impl Into<Bytes>) -> Self {
-        Self { envelope, message: message.into(), options: MessageOptions::default() }
-    }
-
-    /// The same message with these options.
-    pub fn with_options(mut self, options: MessageOptions) -> Self {
-        self.options = options;
-        self
-    }
-}
-
-impl From<(Envelope, Bytes)> for Outgoing {
-    fn from((envelope, message): (Envelope, Bytes)) -> Self {
-        Self::new(envelope, message)
-    }
-}
+pub use crate::transport::Outgoing;
 
 /// How [`Pool::send_all_with`](crate::pool::Pool::send_all_with) spreads the work.
 #[derive(Clone, Debug)]
