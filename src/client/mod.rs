@@ -16,23 +16,22 @@ pub mod url;
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::net::TcpStream;
-use tokio::time::{Instant, timeout_at};
 use tokio_rustls::rustls::ClientConfig;
 
+use crate::connect::NetOptions;
 use crate::driver::tls::{TlsOptions, parse_pem_certs, parse_pem_key, server_name};
 use crate::driver::transport::{BoxStream, Stream, Transport};
-use crate::driver::{Driver, TlsTarget, TraceSink, io_error, now};
+use crate::driver::{Driver, TlsTarget, TraceSink, now};
 use crate::proto::address::{EhloName, Envelope};
 use crate::proto::capabilities::Capabilities;
 use crate::proto::dot_stuff::LineEndings;
-use crate::proto::error::{Error, Phase};
+use crate::proto::error::Error;
 use crate::proto::params::MessageOptions;
 use crate::proto::reply::{Reply, ReplyLimits};
 use crate::proto::sasl::{Credentials, Mechanism};
@@ -72,6 +71,8 @@ pub struct ClientBuilder {
     tls: TlsOptions,
     trace: Option<TraceSink>,
     oauth: Option<(String, TokenProvider)>,
+    /// Proxy, source address, Happy Eyeballs (builder methods in `crate::connect`).
+    pub(crate) net: NetOptions,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -81,6 +82,7 @@ impl std::fmt::Debug for ClientBuilder {
             .field("port", &self.port)
             .field("session", &self.session)
             .field("tls", &self.tls)
+            .field("net", &self.net)
             .finish()
     }
 }
@@ -95,6 +97,7 @@ impl ClientBuilder {
             tls: TlsOptions { native_roots: true, ..TlsOptions::default() },
             trace: None,
             oauth: None,
+            net: NetOptions::default(),
         }
     }
 
@@ -108,6 +111,9 @@ impl ClientBuilder {
         }
         if let Some(m) = url.mechanism {
             b = b.mechanisms(&[m]);
+        }
+        if let Some(proxy) = url.proxy {
+            b = b.proxy(proxy);
         }
         Ok(b)
     }
@@ -155,7 +161,9 @@ impl ClientBuilder {
         self
     }
 
-    /// The EHLO name (default `localhost`; set your host's FQDN).
+    /// The EHLO name (default: the machine's fully qualified name, else the literal of the
+    /// connection's local address such as `[192.0.2.7]`; see
+    /// [`default_ehlo_name`](crate::connect::default_ehlo_name)).
     pub fn ehlo_name(mut self, name: EhloName) -> Self {
         self.session.ehlo_name = name;
         self
@@ -268,8 +276,15 @@ impl ClientBuilder {
         session.trace = self.trace.is_some() || cfg!(feature = "tracing");
         session.server_name = self.host.clone();
         session.server_port = port;
-        let inner =
-            ConnectorInner { host: self.host, port, session, tls, trace: self.trace, oauth: self.oauth };
+        let inner = ConnectorInner {
+            host: self.host,
+            port,
+            session,
+            tls,
+            trace: self.trace,
+            oauth: self.oauth,
+            net: self.net,
+        };
         Ok(Connector { inner: Arc::new(inner) })
     }
 
@@ -286,6 +301,7 @@ struct ConnectorInner {
     tls: Option<TlsTarget>,
     trace: Option<TraceSink>,
     oauth: Option<(String, TokenProvider)>,
+    net: NetOptions,
 }
 
 /// A cheap-to-clone recipe for connections to one server with one configuration.
@@ -320,34 +336,24 @@ impl Connector {
         &self.inner.session
     }
 
-    /// Opens a TCP connection (TCP_NODELAY on) and runs the handshake.
+    /// Opens a TCP connection (Happy Eyeballs, through the proxy if one is set,
+    /// TCP_NODELAY on) and runs the handshake. A port that speaks the other TLS mode is
+    /// reported as [`ConnectError::WrongTlsMode`](crate::connect::ConnectError::WrongTlsMode).
     pub async fn connect(&self) -> Result<Client, Error> {
-        let deadline = Instant::now() + self.inner.session.timeouts.connect;
-        let host = self.inner.host.trim_start_matches('[').trim_end_matches(']');
-        let addrs: Vec<SocketAddr> =
-            match timeout_at(deadline, tokio::net::lookup_host((host, self.inner.port))).await {
-                Ok(Ok(a)) => a.collect(),
-                Ok(Err(e)) => return Err(io_error(e)),
-                Err(_) => return Err(Error::Timeout(Phase::Connect)),
-            };
-        let mut last = Error::Io(Arc::new(std::io::Error::other(format!("{host} resolved to no address"))));
-        for addr in addrs {
-            match timeout_at(deadline, TcpStream::connect(addr)).await {
-                Ok(Ok(tcp)) => {
-                    // Small commands must not wait for a delayed ACK (Nagle): the incumbents
-                    // lose 40 ms per message this way.
-                    tcp.set_nodelay(true).map_err(io_error)?;
-                    return self.connect_with(tcp).await;
-                }
-                Ok(Err(e)) => last = io_error(e),
-                Err(_) => last = Error::Timeout(Phase::Connect),
-            }
-        }
-        Err(last)
+        crate::connect::sniff::connect(self, &self.inner.net).await
     }
 
     /// Runs the handshake over a stream the caller opened (a proxy, a test duplex).
     pub async fn connect_with<S: Stream>(&self, stream: S) -> Result<Client, Error> {
+        self.connect_dialed(stream, None).await
+    }
+
+    /// Runs the handshake over a stream whose local address is `local` (for the EHLO name).
+    pub(crate) async fn connect_dialed<S: Stream>(
+        &self,
+        stream: S,
+        local: Option<IpAddr>,
+    ) -> Result<Client, Error> {
         #[cfg(feature = "tracing")]
         let span = tracing::info_span!(
             "smtp.connection",
@@ -355,7 +361,7 @@ impl Connector {
             port = self.inner.port,
             tls = ?self.inner.session.tls,
         );
-        let result = in_span!(span.clone(), self.handshake(stream)).await;
+        let result = in_span!(span.clone(), self.handshake(stream, local)).await;
         #[cfg(feature = "tracing")]
         let result = result.map(|mut client| {
             client.span = span.clone();
@@ -369,9 +375,10 @@ impl Connector {
         result
     }
 
-    async fn handshake<S: Stream>(&self, stream: S) -> Result<Client, Error> {
+    async fn handshake<S: Stream>(&self, stream: S, local: Option<IpAddr>) -> Result<Client, Error> {
         let boxed: BoxStream = Box::new(stream);
         let mut config = self.inner.session.clone();
+        config.ehlo_name = crate::connect::ehlo::resolve_ehlo_name(&config.ehlo_name, local);
         if let Some((user, provider)) = &self.inner.oauth {
             config.credentials = Some(Credentials::oauth(user.clone(), provider().await?));
         }

@@ -263,6 +263,10 @@ pub enum Error {
     /// connection was shut down and nothing more is written on it.
     #[error("an earlier operation on this connection was cancelled; the connection is unusable")]
     Cancelled,
+    /// Connection set-up failed: a proxy step, every address unreachable, or a port that
+    /// speaks the other TLS mode (see [`ConnectError`](crate::connect::ConnectError)).
+    #[error(transparent)]
+    Connect(crate::connect::ConnectError),
     /// An internal invariant of smtpkit was broken. This is a bug in smtpkit, never the
     /// server's or the caller's doing; the connection is closed.
     #[error("internal error in smtpkit (a bug): {0}")]
@@ -310,6 +314,7 @@ impl Error {
             | Error::SessionClosed
             | Error::Cancelled => Fault::Caller,
             Error::Internal(_) => Fault::Internal,
+            Error::Connect(e) => e.fault(),
         }
     }
 
@@ -320,6 +325,7 @@ impl Error {
             Error::Rejected { reply, .. } | Error::AuthFailed(reply) => reply.is_transient(),
             Error::RecipientsRejected { recipients } => recipients.iter().any(|r| r.reply.is_transient()),
             Error::Protocol(_) | Error::Timeout(_) | Error::ConnectionClosed(_) | Error::Io(_) => true,
+            Error::Connect(e) => e.is_transient(),
             _ => false,
         }
     }
@@ -337,6 +343,7 @@ impl Error {
             | Error::Input(_)
             | Error::Config(_)
             | Error::Tls(_) => true,
+            Error::Connect(e) => !e.is_transient(),
             _ => false,
         }
     }
