@@ -58,18 +58,23 @@ if ! flock -w 120 8; then
     exit 1
 fi
 
-read -r -a ports <<<"$(free_ports 7 "$lo" "$hi")"
-if ((${#ports[@]} < 7)); then
-    echo "interop: fewer than 7 free ports in $range (found: ${ports[*]:-none})" >&2
+read -r -a ports <<<"$(free_ports 9 "$lo" "$hi")"
+if ((${#ports[@]} < 9)); then
+    echo "interop: fewer than 9 free ports in $range (found: ${ports[*]:-none})" >&2
     exit 1
 fi
 
 # Per-run random test passwords: nothing guessable stays valid after the run.
 pf_pass="pf-$(openssl rand -hex 12)"
 ai_pass="ai-$(openssl rand -hex 12)"
+dante_pass="px-$(openssl rand -hex 12)"
+tiny_pass="px-$(openssl rand -hex 12)"
 
 SMTPKIT_POSTFIX_PASSWORD="$pf_pass" "$here/postfix.sh" start "${ports[0]}" "${ports[1]}" "${ports[2]}" "${ports[3]}"
 SMTPKIT_AIOSMTPD_PASSWORD="$ai_pass" "$here/aiosmtpd.sh" start "${ports[4]}" "${ports[5]}" "${ports[6]}"
+# Proxies in front of Postfix; tinyproxy tunnels only to its STARTTLS and implicit-TLS ports.
+SMTPKIT_DANTE_PASSWORD="$dante_pass" "$here/dante.sh" start "${ports[7]}"
+SMTPKIT_TINYPROXY_PASSWORD="$tiny_pass" "$here/tinyproxy.sh" start "${ports[8]}" proxyuser "${ports[0]}" "${ports[1]}"
 flock -u 8
 
 umask 077
@@ -91,6 +96,12 @@ export SMTPKIT_AIOSMTPD_LMTP=127.0.0.1:${ports[6]}
 export SMTPKIT_AIOSMTPD_USER=testuser@example.test
 export SMTPKIT_AIOSMTPD_PASSWORD=$ai_pass
 export SMTPKIT_AIOSMTPD_MAILDIR=$interop/aiosmtpd-maildir
+export SMTPKIT_DANTE=127.0.0.1:${ports[7]}
+export SMTPKIT_DANTE_USER=$("$here/dante.sh" account)
+export SMTPKIT_DANTE_PASSWORD=$dante_pass
+export SMTPKIT_TINYPROXY=127.0.0.1:${ports[8]}
+export SMTPKIT_TINYPROXY_USER=proxyuser
+export SMTPKIT_TINYPROXY_PASSWORD=$tiny_pass
 ENV
 
 pf_version="$(postconf -d -h mail_version 2>/dev/null || echo '?')"
@@ -101,4 +112,5 @@ echo "interop: postfix $pf_version up (pid $pf_pid) on 127.0.0.1:${ports[0]} (st
     "${ports[1]} (implicit tls) ${ports[2]} (submission) ${ports[3]} (starttls, untrusted cert)"
 echo "interop: aiosmtpd $ai_version up (pid $ai_pid) on 127.0.0.1:${ports[4]} (starttls)" \
     "${ports[5]} (implicit tls) ${ports[6]} (lmtp)"
+echo "interop: dante (socks5, user/password) on 127.0.0.1:${ports[7]}, tinyproxy (http connect, basic auth) on 127.0.0.1:${ports[8]}"
 echo "interop: environment in $interop/env"

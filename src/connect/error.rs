@@ -30,7 +30,7 @@ impl ConnectError {
     pub fn fault(&self) -> crate::proto::error::Fault {
         use crate::proto::error::Fault;
         match self {
-            ConnectError::Proxy(p) if p.step == ProxyStep::Auth => Fault::Caller,
+            ConnectError::Proxy(p) if p.is_configuration() => Fault::Caller,
             ConnectError::WrongTlsMode(_) => Fault::Caller,
             ConnectError::Proxy(_) | ConnectError::Unreachable(_) => Fault::Network,
         }
@@ -40,7 +40,7 @@ impl ConnectError {
     /// the server); false for refused proxy credentials and a mixed-up port.
     pub fn is_transient(&self) -> bool {
         match self {
-            ConnectError::Proxy(p) => p.step != ProxyStep::Auth,
+            ConnectError::Proxy(p) => !p.is_configuration(),
             ConnectError::Unreachable(_) => true,
             ConnectError::WrongTlsMode(_) => false,
         }
@@ -142,6 +142,20 @@ pub struct ProxyError {
     pub step: ProxyStep,
     /// Why.
     pub reason: ProxyReason,
+}
+
+impl ProxyError {
+    /// True when the proxy refused what was configured (credentials, methods, a name it
+    /// cannot carry): trying again unchanged cannot help.
+    pub fn is_configuration(&self) -> bool {
+        self.step == ProxyStep::Auth
+            || matches!(
+                self.reason,
+                ProxyReason::NoAcceptableMethod
+                    | ProxyReason::CredentialsRequired
+                    | ProxyReason::Unsupported(_)
+            )
+    }
 }
 
 /// Why one address could not be reached.

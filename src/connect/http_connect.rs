@@ -99,8 +99,10 @@ impl HttpConnect {
                 self.done = true;
                 Ok(())
             }
-            407 if !self.with_credentials => Err((ProxyStep::Auth, ProxyReason::CredentialsRequired)),
-            407 => Err((ProxyStep::Auth, ProxyReason::Refused(shown))),
+            // 407 is the status RFC 9110 gives a proxy; tinyproxy 1.11 answers a CONNECT
+            // without valid Basic credentials with 401, which can only mean the same.
+            401 | 407 if !self.with_credentials => Err((ProxyStep::Auth, ProxyReason::CredentialsRequired)),
+            401 | 407 => Err((ProxyStep::Auth, ProxyReason::Refused(shown))),
             _ => Err((ProxyStep::Tunnel, ProxyReason::Refused(shown))),
         }
     }
@@ -158,6 +160,8 @@ mod tests {
             err,
             (ProxyStep::Auth, ProxyReason::Refused("HTTP/1.1 407 Proxy Authentication Required".into()))
         );
+        let mut h = HttpConnect::new("mx", 25, Some(("u", "bad"))).unwrap();
+        assert_eq!(feed(&mut h, b"HTTP/1.0 401 Unauthorized\r\n\r\n").unwrap_err().0, ProxyStep::Auth);
         let mut h = HttpConnect::new("mx", 25, None).unwrap();
         let err = feed(&mut h, b"HTTP/1.0 403 Access violation\r\nX: y\r\n\r\nbody").unwrap_err();
         assert_eq!(err, (ProxyStep::Tunnel, ProxyReason::Refused("HTTP/1.0 403 Access violation".into())));

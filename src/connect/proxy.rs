@@ -177,6 +177,7 @@ pub(crate) fn percent_decode(s: &str, what: &str) -> Result<String, Error> {
 /// The value of a `proxy=` URL parameter: taken as is when it reads as a URL (its own
 /// credentials stay percent-encoded), percent-decoded once when it was encoded whole
 /// (`socks5%3A%2F%2F...`).
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
 pub(crate) fn parse_param(value: &str) -> Result<Proxy, Error> {
     if value.contains("://") { Proxy::parse(value) } else { Proxy::parse(&percent_decode(value, "proxy")?) }
 }

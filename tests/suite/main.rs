@@ -15,6 +15,7 @@ mod mime;
 mod mime_delivery;
 mod parity;
 mod pool;
+mod proxy;
 mod round_trips;
 mod session;
 mod smoke;
