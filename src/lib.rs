@@ -3,6 +3,8 @@
 
 pub mod proto;
 
+pub mod connect;
+
 #[cfg(feature = "mime")]
 pub mod mime;
 

@@ -11,7 +11,9 @@ mkdir -p "$interop"
 # The Debian packages (postfix also ships smtp-sink, for tests/suite/sink.rs).
 # `dpkg-query` tells what is installed; only a missing package
 # triggers `apt-get update` + install, because the update alone costs several seconds.
-packages=(postfix sasl2-bin libsasl2-modules openssl redis-server)
+# dante-server and tinyproxy: the SOCKS5 and HTTP CONNECT proxies of tests/suite/proxy.rs;
+# redis-server: the shared rate limiter of tests/suite/rate_redis.rs.
+packages=(postfix sasl2-bin libsasl2-modules openssl redis-server dante-server tinyproxy)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

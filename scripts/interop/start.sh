@@ -58,9 +58,9 @@ if ! flock -w 120 8; then
     exit 1
 fi
 
-# 8 for Postfix, aiosmtpd and redis, then one per smtp-sink instance.
+# 10 for Postfix, aiosmtpd, redis, dante and tinyproxy, then one per smtp-sink instance.
 sinks="$("$here/smtp-sink.sh" count)"
-need=$((8 + sinks))
+need=$((10 + sinks))
 read -r -a ports <<<"$(free_ports "$need" "$lo" "$hi")"
 if ((${#ports[@]} < need)); then
     echo "interop: fewer than $need free ports in $range (found: ${ports[*]:-none})" >&2
@@ -70,11 +70,16 @@ fi
 # Per-run random test passwords: nothing guessable stays valid after the run.
 pf_pass="pf-$(openssl rand -hex 12)"
 ai_pass="ai-$(openssl rand -hex 12)"
+dante_pass="px-$(openssl rand -hex 12)"
+tiny_pass="px-$(openssl rand -hex 12)"
 
 SMTPKIT_POSTFIX_PASSWORD="$pf_pass" "$here/postfix.sh" start "${ports[0]}" "${ports[1]}" "${ports[2]}" "${ports[3]}"
 SMTPKIT_AIOSMTPD_PASSWORD="$ai_pass" "$here/aiosmtpd.sh" start "${ports[4]}" "${ports[5]}" "${ports[6]}"
 "$here/redis.sh" start "${ports[7]}"
-"$here/smtp-sink.sh" start "${ports[@]:8:$sinks}"
+# Proxies in front of Postfix; tinyproxy tunnels only to its STARTTLS and implicit-TLS ports.
+SMTPKIT_DANTE_PASSWORD="$dante_pass" "$here/dante.sh" start "${ports[8]}"
+SMTPKIT_TINYPROXY_PASSWORD="$tiny_pass" "$here/tinyproxy.sh" start "${ports[9]}" proxyuser "${ports[0]}" "${ports[1]}"
+"$here/smtp-sink.sh" start "${ports[@]:10:$sinks}"
 flock -u 8
 
 umask 077
@@ -100,6 +105,12 @@ export SMTPKIT_AIOSMTPD_USER=testuser@example.test
 export SMTPKIT_AIOSMTPD_PASSWORD=$ai_pass
 export SMTPKIT_AIOSMTPD_MAILDIR=$interop/aiosmtpd-maildir
 export SMTPKIT_REDIS_URL=redis://127.0.0.1:${ports[7]}
+export SMTPKIT_DANTE=127.0.0.1:${ports[8]}
+export SMTPKIT_DANTE_USER=$("$here/dante.sh" account)
+export SMTPKIT_DANTE_PASSWORD=$dante_pass
+export SMTPKIT_TINYPROXY=127.0.0.1:${ports[9]}
+export SMTPKIT_TINYPROXY_USER=proxyuser
+export SMTPKIT_TINYPROXY_PASSWORD=$tiny_pass
 ENV
 cat "$interop/sink.env" >>"$interop/env"
 
@@ -111,5 +122,6 @@ echo "interop: postfix $pf_version up (pid $pf_pid) on 127.0.0.1:${ports[0]} (st
     "${ports[1]} (implicit tls) ${ports[2]} (submission) ${ports[3]} (starttls, untrusted cert)"
 echo "interop: aiosmtpd $ai_version up (pid $ai_pid) on 127.0.0.1:${ports[4]} (starttls)" \
     "${ports[5]} (implicit tls) ${ports[6]} (lmtp)"
-echo "interop: $sinks smtp-sink instances up on 127.0.0.1:${ports[8]}..${ports[$((7 + sinks))]} (fault flags, see smtp-sink.sh)"
+echo "interop: dante (socks5, user/password) on 127.0.0.1:${ports[8]}, tinyproxy (http connect, basic auth) on 127.0.0.1:${ports[9]}"
+echo "interop: $sinks smtp-sink instances up on 127.0.0.1:${ports[10]}..${ports[$((9 + sinks))]} (fault flags, see smtp-sink.sh)"
 echo "interop: environment in $interop/env"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stops the interop servers recorded in .interop/pids ("NAME PID [CONFIG_DIR]" lines),
 # by PID only: nothing else on the machine is touched.
-#   stop.sh [NAME...]    stops the named servers (postfix, aiosmtpd, redis, smtp-sink), or all of them
+#   stop.sh [NAME...]    stops the named servers (postfix, aiosmtpd, redis, smtp-sink, dante,
+#                        tinyproxy), or all of them
 # A PID whose process no longer runs the expected program (reused PID) is skipped. Each
 # server gets a graceful stop, then SIGKILL after a 10 s deadline. Always exits 0 unless
 # a server survived SIGKILL, so it is safe in an EXIT trap.
@@ -33,6 +34,8 @@ is_ours() {
     aiosmtpd) [[ $cmd == *aiosmtpd_server.py* ]] ;;
     redis) [[ $cmd == *redis-server* ]] ;;
     smtp-sink) [[ $cmd == smtp-sink\ * ]] ;;
+    dante) [[ $cmd == danted\ * ]] ;;
+    tinyproxy) [[ $cmd == tinyproxy\ * ]] ;;
     *) return 1 ;;
     esac
 }
@@ -49,6 +52,7 @@ wait_gone() { # PID TENTHS
 status=0
 keep=()
 stopping=()
+accounts=()
 # Phase 1: ask every selected server to stop, so their shutdowns overlap.
 while read -r name pid conf; do
     [[ -n ${name:-} ]] || continue
@@ -66,6 +70,8 @@ while read -r name pid conf; do
         kill -TERM "$pid" 2>/dev/null
     fi
     stopping+=("$name $pid")
+    # dante.sh's throwaway account (third column) goes once its proxy is stopped.
+    [[ $name == dante && -n ${conf:-} ]] && accounts+=("$conf")
 done <"$pids"
 
 # Phase 2: wait for each (10 s deadline each), then SIGKILL.
@@ -77,6 +83,11 @@ for entry in "${stopping[@]}"; do
         wait_gone "$pid" 50 || status=1
     fi
     echo "interop: stopped $name (pid $pid)"
+done
+
+for account in "${accounts[@]}"; do
+    # Only the account dante.sh names for this checkout, never another.
+    [[ $account == "$("$root/scripts/interop/dante.sh" account)" ]] && userdel "$account" 2>/dev/null
 done
 
 if ((${#keep[@]})); then

@@ -15,19 +15,17 @@
 pub use crate::config::url;
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::net::TcpStream;
-use tokio::time::{Instant, timeout_at};
 
 use crate::config::{ConnectorInner, scram_nonce};
 use crate::driver::transport::{BoxStream, Stream, Transport};
-use crate::driver::{Driver, io_error, now};
+use crate::driver::{Driver, now};
 use crate::proto::address::Envelope;
 use crate::proto::capabilities::Capabilities;
-use crate::proto::error::{Error, Phase};
+use crate::proto::error::Error;
 use crate::proto::params::MessageOptions;
 use crate::proto::reply::Reply;
 use crate::proto::sasl::Credentials;
@@ -96,32 +94,20 @@ impl Connector {
 
     /// Opens a TCP connection (TCP_NODELAY on) and runs the handshake.
     pub async fn connect(&self) -> Result<Client, Error> {
-        let deadline = Instant::now() + self.inner.session.timeouts.connect;
-        let host = self.inner.host.trim_start_matches('[').trim_end_matches(']');
-        let addrs: Vec<SocketAddr> =
-            match timeout_at(deadline, tokio::net::lookup_host((host, self.inner.port))).await {
-                Ok(Ok(a)) => a.collect(),
-                Ok(Err(e)) => return Err(io_error(e)),
-                Err(_) => return Err(Error::Timeout(Phase::Connect)),
-            };
-        let mut last = Error::Io(Arc::new(std::io::Error::other(format!("{host} resolved to no address"))));
-        for addr in addrs {
-            match timeout_at(deadline, TcpStream::connect(addr)).await {
-                Ok(Ok(tcp)) => {
-                    // Small commands must not wait for a delayed ACK (Nagle): the incumbents
-                    // lose 40 ms per message this way.
-                    tcp.set_nodelay(true).map_err(io_error)?;
-                    return self.connect_with(tcp).await;
-                }
-                Ok(Err(e)) => last = io_error(e),
-                Err(_) => last = Error::Timeout(Phase::Connect),
-            }
-        }
-        Err(last)
+        crate::connect::sniff::connect(self, &self.inner.net).await
     }
 
     /// Runs the handshake over a stream the caller opened (a proxy, a test duplex).
     pub async fn connect_with<S: Stream>(&self, stream: S) -> Result<Client, Error> {
+        self.connect_dialed(stream, None).await
+    }
+
+    /// Runs the handshake over a stream whose local address is `local` (for the EHLO name).
+    pub(crate) async fn connect_dialed<S: Stream>(
+        &self,
+        stream: S,
+        local: Option<IpAddr>,
+    ) -> Result<Client, Error> {
         #[cfg(feature = "tracing")]
         let span = tracing::info_span!(
             "smtp.connection",
@@ -129,7 +115,7 @@ impl Connector {
             port = self.inner.port,
             tls = ?self.inner.session.tls,
         );
-        let result = in_span!(span.clone(), self.handshake(stream)).await;
+        let result = in_span!(span.clone(), self.handshake(stream, local)).await;
         #[cfg(feature = "tracing")]
         let result = result.map(|mut client| {
             client.span = span.clone();
@@ -143,9 +129,10 @@ impl Connector {
         result
     }
 
-    async fn handshake<S: Stream>(&self, stream: S) -> Result<Client, Error> {
+    async fn handshake<S: Stream>(&self, stream: S, local: Option<IpAddr>) -> Result<Client, Error> {
         let boxed: BoxStream = Box::new(stream);
         let mut config = self.inner.session.clone();
+        config.ehlo_name = crate::connect::ehlo::resolve_ehlo_name(&config.ehlo_name, local);
         if let Some((user, provider)) = &self.inner.oauth {
             config.credentials = Some(Credentials::oauth(user.clone(), provider().await?));
         }

@@ -6,6 +6,8 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::connect::NetOptions;
+
 use rustls::ClientConfig;
 
 use super::TraceSink;
@@ -35,6 +37,8 @@ pub struct ClientBuilder {
     tls: TlsOptions,
     trace: Option<TraceSink>,
     oauth: Option<(String, TokenProvider)>,
+    /// Proxy, source address, Happy Eyeballs (builder methods in `crate::connect`).
+    pub(crate) net: NetOptions,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -44,6 +48,7 @@ impl std::fmt::Debug for ClientBuilder {
             .field("port", &self.port)
             .field("session", &self.session)
             .field("tls", &self.tls)
+            .field("net", &self.net)
             .finish()
     }
 }
@@ -58,6 +63,7 @@ impl ClientBuilder {
             tls: TlsOptions { native_roots: true, ..TlsOptions::default() },
             trace: None,
             oauth: None,
+            net: NetOptions::default(),
         }
     }
 
@@ -71,6 +77,9 @@ impl ClientBuilder {
         }
         if let Some(m) = url.mechanism {
             b = b.mechanisms(&[m]);
+        }
+        if let Some(proxy) = url.proxy {
+            b.net.proxy = Some(proxy);
         }
         Ok(b)
     }
@@ -231,7 +240,15 @@ impl ClientBuilder {
         session.trace = self.trace.is_some() || cfg!(feature = "tracing");
         session.server_name = self.host.clone();
         session.server_port = port;
-        Ok(ConnectorInner { host: self.host, port, session, tls, trace: self.trace, oauth: self.oauth })
+        Ok(ConnectorInner {
+            host: self.host,
+            port,
+            session,
+            tls,
+            trace: self.trace,
+            oauth: self.oauth,
+            net: self.net,
+        })
     }
 }
 
@@ -243,6 +260,9 @@ pub(crate) struct ConnectorInner {
     pub(crate) tls: Option<TlsTarget>,
     pub(crate) trace: Option<TraceSink>,
     pub(crate) oauth: Option<(String, TokenProvider)>,
+    // The blocking client dials directly for now (proxies and Happy Eyeballs are async only).
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) net: NetOptions,
 }
 
 /// 144 random bits for a SCRAM client nonce, base64 (never a `,`). Without an OS random

@@ -26,6 +26,9 @@ pub struct SmtpUrl {
     pub mechanism: Option<Mechanism>,
     /// `lmtp://`: speak LMTP.
     pub lmtp: bool,
+    /// `?proxy=socks5://user:pass@host:port` or `?proxy=http://...` (see
+    /// [`Proxy::parse`](crate::connect::Proxy::parse)).
+    pub proxy: Option<crate::connect::Proxy>,
 }
 
 impl std::fmt::Debug for SmtpUrl {
@@ -38,6 +41,7 @@ impl std::fmt::Debug for SmtpUrl {
             .field("password", &self.password)
             .field("mechanism", &self.mechanism)
             .field("lmtp", &self.lmtp)
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -96,6 +100,7 @@ impl SmtpUrl {
         };
         let mut tls = if implicit { TlsPolicy::Implicit } else { TlsPolicy::Required };
         let mut mechanism = None;
+        let mut proxy = None;
         for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
@@ -116,10 +121,11 @@ impl SmtpUrl {
                             .ok_or_else(|| bad(format!("auth={value:?} is not a supported mechanism")))?,
                     )
                 }
+                "proxy" => proxy = Some(crate::connect::proxy::parse_param(value)?),
                 other => return Err(bad(format!("unknown URL parameter {other:?}"))),
             }
         }
-        Ok(Self { host, port, tls, user, password, mechanism, lmtp })
+        Ok(Self { host, port, tls, user, password, mechanism, lmtp, proxy })
     }
 }
 

@@ -274,6 +274,10 @@ pub enum Error {
     /// [`TransportError`](crate::transport::TransportError).
     #[error("{0}")]
     Transport(crate::transport::TransportError),
+    /// Connection set-up failed: a proxy step, every address unreachable, or a port that
+    /// speaks the other TLS mode (see [`ConnectError`](crate::connect::ConnectError)).
+    #[error(transparent)]
+    Connect(crate::connect::ConnectError),
     /// An internal invariant of smtpkit was broken. This is a bug in smtpkit, never the
     /// server's or the caller's doing; the connection is closed.
     #[error("internal error in smtpkit (a bug): {0}")]
@@ -323,6 +327,7 @@ impl Error {
             Error::Internal(_) => Fault::Internal,
             Error::Transport(e) if e.is_caller() => Fault::Caller,
             Error::Transport(_) => Fault::Server,
+            Error::Connect(e) => e.fault(),
         }
     }
 
@@ -334,6 +339,7 @@ impl Error {
             Error::RecipientsRejected { recipients } => recipients.iter().any(|r| r.reply.is_transient()),
             Error::Protocol(_) | Error::Timeout(_) | Error::ConnectionClosed(_) | Error::Io(_) => true,
             Error::Transport(e) => e.is_transient(),
+            Error::Connect(e) => e.is_transient(),
             _ => false,
         }
     }
@@ -352,6 +358,7 @@ impl Error {
             | Error::Config(_)
             | Error::Tls(_) => true,
             Error::Transport(e) => !e.is_transient(),
+            Error::Connect(e) => !e.is_transient(),
             _ => false,
         }
     }

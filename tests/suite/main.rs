@@ -22,6 +22,7 @@ mod outcomes;
 mod params;
 mod parity;
 mod pool;
+mod proxy;
 #[cfg(feature = "redis")]
 mod rate_redis;
 mod raw_headers;

@@ -230,6 +230,37 @@ pub fn postfix_sendmail() -> Option<(PathBuf, PathBuf)> {
     Some((file("SMTPKIT_POSTFIX_SENDMAIL"), PathBuf::from(var("SMTPKIT_POSTFIX_CONFIG"))))
 }
 
+/// A proxy that `scripts/interop/start.sh` runs in front of Postfix.
+#[derive(Debug, Clone)]
+pub struct ProxyServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Proxy user (a throwaway system account for Dante, a `BasicAuth` user for tinyproxy).
+    pub user: String,
+    /// Proxy password; random per run. Never print it.
+    pub password: String,
+}
+
+/// Dante (`danted`, SOCKS5 with RFC 1929 username/password required), or `None` when
+/// `SMTPKIT_INTEROP` is unset (panics as [`postfix`] does).
+pub fn dante() -> Option<ProxyServer> {
+    interop_enabled("dante").then(|| ProxyServer {
+        addr: addr("SMTPKIT_DANTE"),
+        user: var("SMTPKIT_DANTE_USER"),
+        password: var("SMTPKIT_DANTE_PASSWORD"),
+    })
+}
+
+/// tinyproxy (HTTP CONNECT with Basic credentials, CONNECT allowed only to Postfix's
+/// STARTTLS and implicit-TLS ports), or `None` when `SMTPKIT_INTEROP` is unset.
+pub fn tinyproxy() -> Option<ProxyServer> {
+    interop_enabled("tinyproxy").then(|| ProxyServer {
+        addr: addr("SMTPKIT_TINYPROXY"),
+        user: var("SMTPKIT_TINYPROXY_USER"),
+        password: var("SMTPKIT_TINYPROXY_PASSWORD"),
+    })
+}
+
 /// Prints the loud skip notice for `test` straight to stderr. Writing to the handle
 /// instead of using `eprintln!` bypasses libtest's output capture, so the notice shows
 /// in an ordinary passing `cargo test` run too.
