@@ -24,6 +24,10 @@ mod config;
 pub mod dkim;
 #[cfg(feature = "client")]
 mod driver;
+#[cfg(feature = "client")]
+pub mod metrics;
+#[cfg(feature = "client")]
+pub mod rate;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transport;
@@ -39,5 +43,7 @@ pub use mime::{Message, MimeError};
 pub use transport::{BlockingTransport, Outgoing, Transport};
 #[cfg(feature = "pool")]
 pub mod pool;
+#[cfg(feature = "pool")]
+pub mod retry;
 #[cfg(feature = "pool")]
 pub use pool::{Pool, PoolError};

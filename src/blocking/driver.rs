@@ -16,6 +16,8 @@ use crate::proto::error::{Error, Phase};
 use crate::proto::session::{Event, Session, Want};
 
 const READ_BUF: usize = 16 * 1024;
+/// Most pieces gathered into one flight of vectored writes (as the tokio driver).
+const MAX_CHUNKS: usize = 8;
 
 /// The stream under a session.
 enum Stream {
@@ -113,13 +115,10 @@ impl Driver {
                 }
             }
             self.flush_trace();
-            let started = Instant::now();
-            let mut chunks = Vec::new();
-            while let Some(chunk) = self.session.poll_transmit() {
-                chunks.push(chunk);
-            }
+            let chunks: Vec<Bytes> =
+                std::iter::from_fn(|| self.session.poll_transmit()).take(MAX_CHUNKS).collect();
             if !chunks.is_empty() {
-                self.write(&chunks, started);
+                self.write(&chunks);
                 for chunk in chunks {
                     let _kept = self.session.recycle(chunk);
                 }
@@ -181,16 +180,21 @@ impl Driver {
         }
     }
 
-    /// Writes the pieces whole in vectored writes, within the data-block deadline.
-    fn write(&mut self, chunks: &[Bytes], started: Instant) {
-        let block = self.session.config().timeouts.data_block;
-        let mut deadline = started + block;
+    /// Writes the pieces whole in vectored writes, reporting each completed write to the
+    /// session. The data-block deadline is "no progress for that long" (RFC 5321 4.5.3.2.5:
+    /// the timeout applies to each call to send), and the reply deadlines of commands
+    /// already written keep running meanwhile.
+    fn write(&mut self, chunks: &[Bytes]) {
+        let stall = self.session.config().timeouts.data_block;
         let mut slices: Vec<IoSlice<'_>> =
             chunks.iter().filter(|c| !c.is_empty()).map(|c| IoSlice::new(c)).collect();
         let mut rest = &mut slices[..];
+        let mut progress_at = Instant::now();
         while !rest.is_empty() {
+            let stalled_at = progress_at + stall;
+            let deadline = self.session.poll_timeout().map_or(stalled_at, |due| due.min(stalled_at));
             let Some(left) = remaining(deadline) else {
-                return self.session.handle_error(Error::Timeout(Phase::DataBlock));
+                return self.write_timed_out(stalled_at);
             };
             if let Some(Err(e)) = self.io.tcp().map(|tcp| tcp.set_write_timeout(Some(left))) {
                 return self.session.handle_error(io_error(e));
@@ -198,17 +202,15 @@ impl Driver {
             match self.io.io().and_then(|io| io.write_vectored(rest)) {
                 Ok(0) => return self.session.handle_error(io_error(io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
-                    // Reported per write: deadlines and "ambiguous" count from the write
-                    // that carried a command's last octet; the data-block time is per
-                    // write without progress (RFC 5321 section 4.5.3.2.5).
-                    let now = Instant::now();
-                    self.session.wrote(n, now);
-                    deadline = now + block;
+                    progress_at = Instant::now();
+                    self.session.wrote(n, progress_at);
                     IoSlice::advance_slices(&mut rest, n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if timed_out(&e) => {
-                    return self.session.handle_error(Error::Timeout(Phase::DataBlock));
+                    if remaining(deadline).is_none() {
+                        return self.write_timed_out(stalled_at);
+                    }
                 }
                 Err(e) => {
                     // A server that refused early (a 550, then a close) has its words read first.
@@ -223,6 +225,15 @@ impl Driver {
             } else {
                 io_error(e)
             });
+        }
+    }
+
+    /// A write deadline passed: the link stalled, or a written command's reply is overdue.
+    fn write_timed_out(&mut self, stalled_at: Instant) {
+        if Instant::now() >= stalled_at {
+            self.session.handle_error(Error::Timeout(Phase::DataBlock));
+        } else {
+            self.session.handle_timeout(Instant::now());
         }
     }
 

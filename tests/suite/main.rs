@@ -4,6 +4,9 @@
 //! without it they print a SKIPPED notice and return.
 
 mod auth;
+mod blocking;
+mod blocking_transcripts;
+mod bulk_policy;
 #[cfg(feature = "dkim")]
 mod dkim;
 mod driver;
@@ -13,14 +16,21 @@ mod interop;
 mod ledger;
 mod mime;
 mod mime_delivery;
+mod mime_parts;
+mod mime_policy;
 mod outcomes;
 mod params;
 mod parity;
 mod pool;
+#[cfg(feature = "redis")]
+mod rate_redis;
+mod raw_headers;
 mod round_trips;
 mod session;
+mod sink;
 mod smoke;
 mod smuggling;
 mod support;
 mod transcripts;
 mod transport;
+mod transport_mailer;

@@ -130,6 +130,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
         } else if c.max_data_line.is_some_and(|max| decoder.longest_line() > max) {
             // RFC 5321 4.5.3.1.10: "500 Line too long."
             self.reply(500, "5.5.2", "Line too long")
+        } else if c.greylist && !self.shared.recorder.seen(&txn.from, &txn.data) {
+            self.reply(451, "4.7.1", "Greylisted, try again later")
         } else {
             self.reply(250, "2.0.0", format!("OK: queued as {queue_id}"))
         };
