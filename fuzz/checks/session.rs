@@ -10,7 +10,13 @@
 //!   AUTH not allowed, no `AUTH` before a verified TLS handshake;
 //! - the client never writes a bare CR, a bare LF or a NUL;
 //! - every message and every command gets exactly one outcome event, and the session ends
-//!   with exactly one `Closed`, after which nothing more happens.
+//!   with exactly one `Closed`, after which nothing more happens;
+//! - a message is `Ambiguous` only if its end of data was written (reported with
+//!   `Session::wrote`), never when it was only handed over: the fuzzer cancels the caller
+//!   mid-flight (part of a write completes, then nothing is ever written again);
+//! - no outcome is `Error::Internal` (a broken invariant of the core);
+//! - what the session buffers stays bounded (input, output not yet handed over, events and
+//!   transcript lines).
 //!
 //! Input: two config bytes, then actions (see `Action`); bytes past the end read as 0.
 
@@ -133,12 +139,21 @@ struct Fuzz {
     creds: bool,
     insecure_auth: bool,
     next_sender: u32,
+    /// The caller cancelled mid-flight: the driver writes nothing more.
+    cancelled: bool,
 }
+
+/// Most octets the session may buffer between driver steps: a reply at the limit, the
+/// output high-water mark with one body piece, and the bookkeeping of 200 actions.
+const MEMORY_BOUND: usize = 64 * 1024 + 512 * 1024;
 
 impl Fuzz {
     /// Writes what the session wants written and collects its events, like a driver.
     fn drive(&mut self) {
-        while let Some(bytes) = self.session.poll_transmit() {
+        while let Some(line) = self.session.poll_trace() {
+            assert!(!line.text.contains("pass"), "a credential in the transcript: {line}");
+        }
+        while let Some(bytes) = (!self.cancelled).then(|| self.session.poll_transmit()).flatten() {
             assert!(!bytes.is_empty());
             assert!(self.log.closed == 0, "bytes to write after Closed");
             self.log.out.extend_from_slice(&bytes);
@@ -152,6 +167,12 @@ impl Fuzz {
                 Event::Greeting(r) => assert_eq!(r.code().0, 220),
                 Event::Ready => {}
                 Event::Message { id, result } => {
+                    if let Err(e) = &result {
+                        assert!(!matches!(e, smtpkit::Error::Internal(_)), "{id:?}: {e:?}");
+                        if e.is_ambiguous() {
+                            self.assert_end_written(id);
+                        }
+                    }
                     let Some(sender) = self.log.senders.get(&id) else {
                         panic!("outcome for unknown {id:?}")
                     };
@@ -183,6 +204,29 @@ impl Fuzz {
             assert_eq!(self.session.wants(), Want::Closed);
             assert!(self.session.is_closed());
         }
+        let held = smtpkit::proto::session::__fuzz::buffered(&self.session);
+        assert!(held <= MEMORY_BOUND, "the session holds {held} octets");
+    }
+
+    /// An ambiguous outcome: the message's end of data must be in what was written.
+    fn assert_end_written(&self, id: MessageId) {
+        let sender = &self.log.senders[&id];
+        let mail = format!("MAIL FROM:<{sender}>");
+        let written = find(&self.log.out, mail.as_bytes(), 0).and_then(|at| self.log.end_of_data(at));
+        assert!(written.is_some(), "{id:?} ambiguous, but its end of data was never written");
+    }
+
+    /// The caller's future is dropped mid-flight: the current write carried only part of
+    /// what was handed over (`k` picks how much), and nothing is ever written again.
+    fn cancel(&mut self, k: u8) {
+        if let Some(bytes) = self.session.poll_transmit() {
+            let n = usize::from(k) % bytes.len();
+            self.log.out.extend_from_slice(&bytes[..n]);
+            if n > 0 {
+                self.session.wrote(n, self.now);
+            }
+        }
+        self.cancelled = true;
     }
 
     fn server(&mut self, bytes: &[u8]) {
@@ -274,6 +318,7 @@ pub fn check(data: &[u8]) {
         creds,
         insecure_auth: c0 & 0x08 != 0,
         next_sender: 0,
+        cancelled: false,
     };
 
     for _ in 0..200 {
@@ -329,7 +374,10 @@ pub fn check(data: &[u8]) {
                 f.session.tls_established(verified);
             }
             14 => f.now += Duration::from_millis(u64::from(input.byte()) * 100),
-            _ => f.drive(),
+            _ => match input.byte() {
+                k if k & 1 == 1 => f.cancel(k >> 1),
+                _ => f.drive(),
+            },
         }
         f.drive();
     }
@@ -364,6 +412,8 @@ pub fn check(data: &[u8]) {
     assert!(!out.contains(&0), "NUL written");
     for (i, &b) in out.iter().enumerate() {
         match b {
+            // A cancelled write may end between the CR and the LF.
+            b'\r' if f.cancelled && i + 1 == out.len() => {}
             b'\r' => assert_eq!(out.get(i + 1), Some(&b'\n'), "bare CR at {i}"),
             b'\n' => assert!(i > 0 && out[i - 1] == b'\r', "bare LF at {i}"),
             _ => {}

@@ -164,7 +164,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Use CHUNKING/BDAT when offered (default off).
+    /// Use CHUNKING/BDAT when offered (default on: with PIPELINING a message then costs
+    /// one round trip, as MAIL, RCPT and `BDAT n LAST` with the data leave in one write).
     pub fn chunking(mut self, on: bool) -> Self {
         self.session.chunking = on;
         self

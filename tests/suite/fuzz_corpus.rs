@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+#[path = "../../fuzz/checks/auth.rs"]
+mod auth;
 #[path = "../../fuzz/checks/capabilities.rs"]
 mod capabilities;
 #[path = "../../fuzz/checks/data_encoder.rs"]
@@ -74,4 +76,9 @@ fn validators_corpus() {
 #[test]
 fn mime_compose_corpus() {
     replay("mime_compose", mime_compose::check);
+}
+
+#[test]
+fn auth_corpus() {
+    replay("auth", auth::check);
 }

@@ -12,18 +12,89 @@
 //!   LAST) and before its reply: the fault fired and was one that loses or withholds a
 //!   reply, the server had answered that message's DATA with 354, it never acknowledged
 //!   a commit, and at most one message per connection is ambiguous;
-//! - every session ends within the sum of its phase timeouts (paused clock).
+//! - ambiguous only if the write carrying the message's final dot (or the last octet of its
+//!   BDAT LAST chunk) completed: the client's completed writes are recorded under the
+//!   session, and the end of data must be in them;
+//! - every session ends within the sum of its phase timeouts (paused clock);
+//! - a TLS peer that drops the connection without close_notify after `221` still gives a
+//!   clean QUIT.
 //!
-//! 500 sessions in the normal suite. Long run:
-//! `SMTPKIT_LEDGER_SESSIONS=20000 cargo test --release --test suite ledger -- --nocapture`
+//! Some sessions authenticate first (AUTH PLAIN, faults at the AUTH step too), and one
+//! message in eight carries a body that spans many writes (64 KB to 1 MB, and now and then
+//! 8 MB), with byte-offset faults anywhere in it.
+//!
+//! 500 sessions in the normal suite. The soak (20,000 sessions, about 10 minutes in a
+//! release build on two cores):
+//! `SMTPKIT_LEDGER_SESSIONS=20000 cargo test --release --all-features --test suite delivery_ledger -- --nocapture`
 //! (`SMTPKIT_LEDGER_SEED` picks another seed).
 
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use smtpkit::testing::{Fault, FaultRule, Step, TestServer};
-use smtpkit::{Client, Envelope, Error, MessageOptions, Timeouts, TlsPolicy};
+use smtpkit::{Client, Credentials, Envelope, Error, MessageOptions, Timeouts, TlsPolicy};
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::time::Instant;
+
+/// The in-memory link with a record of every octet whose write completed, in order.
+struct Recorder {
+    inner: DuplexStream,
+    written: Arc<Mutex<Vec<u8>>>,
+}
+
+impl AsyncRead for Recorder {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Recorder {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            this.written.lock().expect("not poisoned").extend_from_slice(&buf[..n]);
+        }
+        polled
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    hay.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|i| i + from)
+}
+
+/// True when the client's completed writes hold the end of data of the message whose
+/// Message-ID is `id`: its final dot, or (`bdat`) the last octet of its `BDAT n LAST`
+/// chunk.
+fn end_of_data_written(written: &[u8], id: &str, bdat: bool) -> bool {
+    let Some(at) = find(written, id.as_bytes(), 0) else { return false };
+    if !bdat {
+        return find(written, b"\r\n.\r\n", at).is_some();
+    }
+    // From the chunk that carries the Message-ID.
+    let mut from = written[..at].windows(5).rposition(|w| w == b"BDAT ").unwrap_or(at);
+    while let Some(i) = find(written, b"BDAT ", from) {
+        from = i + 1;
+        let Some(end) = find(written, b"\r\n", i) else { return false };
+        let line = String::from_utf8_lossy(&written[i..end]);
+        if let Some(n) = line.strip_prefix("BDAT ").and_then(|l| l.strip_suffix(" LAST")) {
+            return n.parse::<usize>().is_ok_and(|n| end + 2 + n <= written.len());
+        }
+    }
+    false
+}
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -60,13 +131,27 @@ struct Plan {
     pipelining: bool,
     chunking: bool,
     starttls: bool,
+    auth: bool,
     padding: Vec<usize>,
 }
 
 fn plan(rng: &mut Rng) -> Plan {
     let chunking = rng.below(4) == 0;
     let starttls = rng.below(8) == 0;
-    let step = match rng.below(10) {
+    let auth = rng.below(4) == 0;
+    let messages = 1 + rng.below(4) as usize;
+    // One body in eight spans many writes; now and then one is 8 MB.
+    let padding: Vec<usize> = (0..messages)
+        .map(|_| match rng.below(400) {
+            0 => 8_400_000,
+            1..=50 => rng.pick(&[64_000, 300_000, 1_100_000]),
+            _ => rng.below(400) as usize,
+        })
+        .collect();
+    let longest = padding.iter().copied().max().unwrap_or(0) as u64;
+    let step = match rng.below(11) {
+        10 if auth => Step::Auth,
+        10 => Step::Data,
         4 | 5 if chunking => rng.pick(&[Step::Bdat(0), Step::BdatLast]),
         1 if starttls => Step::StartTls,
         0 => Step::Greeting,
@@ -81,7 +166,8 @@ fn plan(rng: &mut Rng) -> Plan {
     let secs = |s: u64| Duration::from_secs(s);
     let fault = match rng.below(12) {
         0 => Fault::Close,
-        1 | 2 => Fault::CloseAfterBytes(rng.below(700) as usize),
+        1 => Fault::CloseAfterBytes(rng.below(700) as usize),
+        2 => Fault::CloseAfterBytes(rng.below(longest + 700) as usize),
         3 => Fault::CommitThenClose,
         4 => Fault::Silence,
         5 => Fault::Reply { code: rng.pick(&[421, 450, 451, 452]), text: "4.3.0 later".into() },
@@ -92,7 +178,9 @@ fn plan(rng: &mut Rng) -> Plan {
         10 => Fault::Trickle(secs(rng.pick(&[1, 5, 20]))),
         _ => Fault::Unsolicited421 { idle: Duration::ZERO },
     };
-    let messages = 1 + rng.below(4) as usize;
+    // TLS EOF without close_notify after 221.
+    let (step, fault) =
+        if starttls && rng.below(4) == 0 { (Step::Quit, Fault::ReplyThenDrop) } else { (step, fault) };
     Plan {
         step,
         fault,
@@ -101,7 +189,8 @@ fn plan(rng: &mut Rng) -> Plan {
         pipelining: rng.below(5) != 0,
         chunking,
         starttls,
-        padding: (0..messages).map(|_| rng.below(400) as usize).collect(),
+        auth,
+        padding,
     }
 }
 
@@ -144,12 +233,14 @@ fn body(session: usize, k: usize, padding: usize) -> Bytes {
     let mut text = format!("Message-ID: {}\r\nSubject: ledger {session}/{k}\r\n\r\n", message_id(session, k));
     // Padding lines move the fault's byte offsets around; some start with a dot.
     let mut left = padding;
+    let mut i = 0;
     while left > 0 {
         let n = left.min(70);
-        text.push_str(if n % 3 == 0 { "." } else { "p" });
+        text.push_str(if (n + i) % 3 == 0 { "." } else { "p" });
         text.push_str(&"x".repeat(n.saturating_sub(1)));
         text.push_str("\r\n");
         left -= n;
+        i += 1;
     }
     Bytes::from(text)
 }
@@ -233,10 +324,12 @@ const BLOCK: usize = 100;
 
 async fn run_block(first: usize, plans: &[Plan], seed: u64, bound: Duration, figures: &mut Figures) {
     // Session i faults on connection 2i, once; connection 2i+1 is its clean retry.
-    let builder =
-        plans.iter().enumerate().fold(TestServer::builder().chunking(true).starttls(true), |b, (i, p)| {
-            b.fault(FaultRule::new(p.step, p.fault.clone()).on_connection(2 * i).once())
-        });
+    let base =
+        TestServer::builder().chunking(true).starttls(true).user("ledger", "pw").auth_requires_tls(false);
+    let builder = plans
+        .iter()
+        .enumerate()
+        .fold(base, |b, (i, p)| b.fault(FaultRule::new(p.step, p.fault.clone()).on_connection(2 * i).once()));
     let server = builder.start().await.expect("server");
     let (sent_before, retried_before, ambiguous_before) =
         (figures.sent, figures.retried_sent, figures.ambiguous);
@@ -253,21 +346,34 @@ async fn run_block(first: usize, plans: &[Plan], seed: u64, bound: Duration, fig
             Client::builder("localhost").tls(TlsPolicy::Disabled)
         };
         let builder = builder.pipelining(p.pipelining).chunking(p.chunking);
+        let builder = if p.auth {
+            builder.credentials(Credentials::new("ledger", "pw")).allow_insecure_auth(true)
+        } else {
+            builder
+        };
         let connector = builder.build().expect("builder");
         let items: Vec<Bytes> = (0..p.messages).map(|k| body(session, k, p.padding[k])).collect();
 
         // First attempt, on the faulty connection.
         let started = Instant::now();
-        let first = match connector.connect_with(server.connect_in_memory()).await {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let link = Recorder { inner: server.connect_in_memory(), written: written.clone() };
+        let mut quit = None;
+        let first = match connector.connect_with(link).await {
             Ok(mut client) => {
                 let out = send_all(&mut client, items.clone(), p.batch).await;
                 if client.is_reusable() {
-                    let _ = client.quit().await;
+                    quit = Some(client.quit().await);
                 }
                 out
             }
             Err(e) => vec![Outcome::Failed(format!("connect: {e}")); p.messages],
         };
+        if matches!((p.step, &p.fault), (Step::Quit, Fault::ReplyThenDrop)) {
+            assert!(matches!(quit, Some(Ok(()))), "{ctx}: 221 then EOF without close_notify: {quit:?}");
+            figures.checks += 1;
+        }
+        let written = written.lock().expect("not poisoned").clone();
         let took = started.elapsed();
         assert!(took <= bound, "{ctx}: took {took:?}, bound {bound:?}");
         figures.checks += 1;
@@ -311,6 +417,11 @@ async fn run_block(first: usize, plans: &[Plan], seed: u64, bound: Duration, fig
                 }
                 Outcome::Ambiguous => {
                     ambiguous_here += 1;
+                    // Under STARTTLS the record is ciphertext after the handshake.
+                    assert!(
+                        p.starttls || end_of_data_written(&written, &id, p.chunking),
+                        "{ctx}: ambiguous, but its end of data was never written"
+                    );
                     assert!(fired && may_withhold(&p.fault), "{ctx}: ambiguous without a reply-losing fault");
                     assert_eq!(committed_retry, 0, "{ctx}: ambiguous messages are never resent");
                     let sent_before = first[..k].iter().filter(|o| **o == Outcome::Sent).count();

@@ -77,7 +77,8 @@ struct Case {
     name: &'static str,
     server_pipelining: bool,
     server_chunking: bool,
-    client_chunking: bool,
+    /// `None`: the builder's default (CHUNKING when offered).
+    client_chunking: Option<bool>,
     recipients: usize,
     mode: Mode,
     /// Expected round trips for `MESSAGES` messages.
@@ -108,11 +109,12 @@ async fn measure(case: Case) -> Measured {
         .await
         .expect("test server");
     let (stream, flights) = delayed_link(&server);
-    let connector = Client::builder("localhost")
-        .tls(TlsPolicy::Disabled)
-        .chunking(case.client_chunking)
-        .build()
-        .expect("client config");
+    let builder = Client::builder("localhost").tls(TlsPolicy::Disabled);
+    let builder = match case.client_chunking {
+        Some(on) => builder.chunking(on),
+        None => builder,
+    };
+    let connector = builder.build().expect("client config");
     let start = Instant::now();
     let mut client = connector.connect_with(stream).await.expect("connect");
     let connect = rounds(start.elapsed());
@@ -149,7 +151,7 @@ async fn measure(case: Case) -> Measured {
 
 const fn case(
     name: &'static str,
-    (server_pipelining, server_chunking, client_chunking): (bool, bool, bool),
+    (server_pipelining, server_chunking, client_chunking): (bool, bool, Option<bool>),
     recipients: usize,
     mode: Mode,
     expected: usize,
@@ -157,12 +159,16 @@ const fn case(
     Case { name, server_pipelining, server_chunking, client_chunking, recipients, mode, expected }
 }
 
-const DATA: (bool, bool, bool) = (true, false, false);
-const LOCKSTEP: (bool, bool, bool) = (false, false, false);
-const BDAT: (bool, bool, bool) = (true, true, true);
-const BDAT_LOCKSTEP: (bool, bool, bool) = (false, true, true);
+const DATA: (bool, bool, Option<bool>) = (true, false, Some(false));
+const LOCKSTEP: (bool, bool, Option<bool>) = (false, false, Some(false));
+const BDAT: (bool, bool, Option<bool>) = (true, true, Some(true));
+const BDAT_LOCKSTEP: (bool, bool, Option<bool>) = (false, true, Some(true));
+/// The server offers PIPELINING and CHUNKING; the client keeps its defaults.
+const DEFAULTS: (bool, bool, Option<bool>) = (true, true, None);
+/// The same server; the client turns CHUNKING off.
+const NO_CHUNKING: (bool, bool, Option<bool>) = (true, true, Some(false));
 
-const CASES: [Case; 10] = [
+const CASES: [Case; 12] = [
     // Steady state 1 per message: after the 354, the body, the dot and the next message's
     // MAIL/RCPT/DATA leave in one write; only the first MAIL/RCPT/DATA costs an extra one.
     case("PIPELINING + DATA, send_many", DATA, 1, Mode::SendMany, MESSAGES + 1),
@@ -179,6 +185,9 @@ const CASES: [Case; 10] = [
     case("PIPELINING + CHUNKING, send", BDAT, 1, Mode::Send, MESSAGES),
     // Lock-step: MAIL, RCPT, BDAT LAST.
     case("CHUNKING, no PIPELINING, send", BDAT_LOCKSTEP, 1, Mode::Send, 3 * MESSAGES),
+    // CHUNKING is the default when offered: one round trip per single send.
+    case("PIPELINING + CHUNKING offered, default client, send", DEFAULTS, 1, Mode::Send, MESSAGES),
+    case("PIPELINING + CHUNKING offered, chunking(false), send", NO_CHUNKING, 1, Mode::Send, 2 * MESSAGES),
 ];
 
 #[tokio::test(start_paused = true)]

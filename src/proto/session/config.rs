@@ -39,7 +39,7 @@ pub struct SessionConfig {
     pub line_endings: LineEndings,
     /// Use PIPELINING when the server offers it.
     pub pipelining: bool,
-    /// Use CHUNKING (BDAT) when the server offers it.
+    /// Use CHUNKING (BDAT) when the server offers it (default on; LMTP always uses DATA).
     pub chunking: bool,
     /// Size of each BDAT chunk for large messages.
     pub bdat_chunk_size: usize,
@@ -67,7 +67,7 @@ impl Default for SessionConfig {
             allow_insecure_auth: false,
             line_endings: LineEndings::Normalize,
             pipelining: true,
-            chunking: false,
+            chunking: true,
             bdat_chunk_size: 1 << 20,
             reply_limits: ReplyLimits::default(),
             timeouts: Timeouts::default(),

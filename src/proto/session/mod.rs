@@ -442,4 +442,11 @@ pub mod __fuzz {
     pub fn recycle(session: &mut Session, written: Bytes) -> bool {
         session.recycle(written)
     }
+
+    /// Octets and entries the session holds between driver steps: unparsed input, output
+    /// not yet handed over, undelivered events and transcript lines (for a memory bound).
+    pub fn buffered(session: &Session) -> usize {
+        let unhanded = usize::try_from(session.output.unhanded()).unwrap_or(usize::MAX);
+        session.input.len() + unhanded + session.events.len() + session.trace.len()
+    }
 }

@@ -114,6 +114,20 @@ impl Tx {
         }
     }
 
+    /// The recipients with their RCPT replies, an LMTP final reply replacing it for each
+    /// accepted recipient whose final reply came.
+    fn with_finals(&self) -> Vec<RecipientResult> {
+        let mut finals = self.lmtp.iter();
+        let mut recipients = self.results();
+        for r in recipients.iter_mut().filter(|r| r.accepted()) {
+            match finals.next() {
+                Some(f) => r.reply = f.clone(),
+                None => break,
+            }
+        }
+        recipients
+    }
+
     /// The replies received so far rule out delivery: MAIL was refused, or every RCPT
     /// reply is in and none accepted.
     pub(super) fn envelope_refused(&self) -> bool {
@@ -139,7 +153,8 @@ impl Tx {
             // The replies already in prove nothing can be delivered (e.g. a pipelined BDAT
             // LAST went out, then every RCPT was refused): not ambiguous.
             End::Written if self.envelope_refused() => self.envelope_failure(),
-            End::Written => Error::Ambiguous { cause: Box::new(err.clone()), recipients: self.results() },
+            // LMTP recipients whose final reply came show it: those are settled.
+            End::Written => Error::Ambiguous { cause: Box::new(err.clone()), recipients: self.with_finals() },
             End::Open | End::Queued(_) | End::Aborted => match phase {
                 Some(phase) => rephase(err, phase),
                 // Not started: the session's failure is this message's failure.
@@ -231,6 +246,22 @@ mod tests {
         let report = t.lmtp_report(Some(&Reply::single(421, "bye"))).unwrap().unwrap();
         assert_eq!(report.accepted().count(), 1);
         assert_eq!(report.rejected().next().unwrap().reply.code().0, 421);
+    }
+
+    #[test]
+    fn an_lmtp_loss_keeps_the_final_replies_that_came() {
+        let mut t = tx();
+        t.mail = Some(Reply::single(250, "ok"));
+        t.rcpts = vec![Some(Reply::single(250, "ok")), Some(Reply::single(250, "ok"))];
+        t.lmtp = vec![Reply::single(550, "b is over quota")];
+        t.end = End::Written;
+        match t.lost(&Error::ConnectionClosed(Phase::DataEnd), Some(Phase::DataEnd)) {
+            Error::Ambiguous { recipients, .. } => {
+                let codes: Vec<u16> = recipients.iter().map(|r| r.reply.code().0).collect();
+                assert_eq!(codes, [550, 250], "b's final reply, c's RCPT reply");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -136,7 +136,8 @@ async fn a_line_over_998_octets_is_refused_before_mail() {
 async fn eight_bit_body_without_8bitmime_is_refused_before_mail() {
     let server = start(TestServer::builder().eight_bit_mime(false)).await;
     let mut client = connect(&server, plain()).await.unwrap();
-    let err = client.send(&env(), "Subject: caf\u{e9}\r\n\r\n").await.unwrap_err();
+    // 8-bit in the body (an 8-bit header would need SMTPUTF8 instead).
+    let err = client.send(&env(), "Subject: x\r\n\r\ncaf\u{e9}\r\n").await.unwrap_err();
     assert!(matches!(err, Error::ExtensionMissing(Extension::EightBitMime)), "{err:?}");
     assert!(client.is_reusable(), "nothing was sent, the connection is fine");
     client.send(&env(), "ascii\r\n").await.expect("the next message goes through");
@@ -144,7 +145,7 @@ async fn eight_bit_body_without_8bitmime_is_refused_before_mail() {
 
     let server = start(TestServer::builder()).await;
     let mut client = connect(&server, plain()).await.unwrap();
-    client.send(&env(), "Subject: caf\u{e9}\r\n\r\n").await.expect("sent with 8BITMIME");
+    client.send(&env(), "Subject: x\r\n\r\ncaf\u{e9}\r\n").await.expect("sent with 8BITMIME");
     assert_eq!(server.messages()[0].mail_params, ["BODY=8BITMIME"]);
 }
 
