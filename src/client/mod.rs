@@ -12,35 +12,6 @@
 //! # Ok(()) }
 //! ```
 
-pub mod url;
-
-use std::collections::VecDeque;
-use std::future::Future;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::pin::Pin;
-use std::sync::Arc;
-
-use bytes::Bytes;
-use tokio::net::TcpStream;
-use tokio::time::{Instant, timeout_at};
-use tokio_rustls::rustls::ClientConfig;
-
-use crate::driver::tls::{TlsOptions, parse_pem_certs, parse_pem_key, server_name};
-use crate::driver::transport::{BoxStream, Stream, Transport};
-use crate::driver::{Driver, TlsTarget, TraceSink, io_error, now};
-use crate::proto::address::{EhloName, Envelope};
-use crate::proto::capabilities::Capabilities;
-use crate::proto::dot_stuff::LineEndings;
-use crate::proto::error::{Error, Phase};
-use crate::proto::params::MessageOptions;
-use crate::proto::reply::{Reply, ReplyLimits};
-use crate::proto::sasl::{Credentials, Mechanism};
-use crate::proto::session::{Event, MessageId, SendReport, Session, SessionConfig, TlsPolicy, TraceLine};
-use crate::proto::timeouts::Timeouts;
-
-pub use url::SmtpUrl;
-
 /// Runs a future inside a `tracing` span when the `tracing` feature is on; otherwise the
 /// span expression is not even evaluated.
 #[cfg(feature = "tracing")]
@@ -56,379 +27,43 @@ macro_rules! in_span {
     };
 }
 
-/// A future resolving to a fresh OAuth 2.0 access token.
-pub type TokenFuture = Pin<Box<dyn Future<Output = Result<String, Error>> + Send>>;
+mod builder;
+mod connector;
+pub mod url;
 
-/// Fetches a fresh OAuth 2.0 access token for each new connection (refreshing it as the
-/// service sees fit).
-pub type TokenProvider = Arc<dyn Fn() -> TokenFuture + Send + Sync>;
+use std::collections::VecDeque;
 
-/// Configures and builds a [`Connector`] (or connects directly).
-#[derive(Clone)]
-pub struct ClientBuilder {
-    host: String,
-    port: Option<u16>,
-    session: SessionConfig,
-    tls: TlsOptions,
-    trace: Option<TraceSink>,
-    oauth: Option<(String, TokenProvider)>,
-}
+use bytes::Bytes;
 
-impl std::fmt::Debug for ClientBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("session", &self.session)
-            .field("tls", &self.tls)
-            .finish()
-    }
-}
+use crate::driver::Driver;
+use crate::proto::address::Envelope;
+use crate::proto::capabilities::Capabilities;
+use crate::proto::error::{Error, Phase};
+use crate::proto::params::MessageOptions;
+use crate::proto::reply::Reply;
+use crate::proto::session::{Event, MessageId, SendReport, Session};
 
-impl ClientBuilder {
-    /// A builder for `host` with secure defaults: port 587, STARTTLS required, OS roots.
-    pub fn new(host: impl Into<String>) -> Self {
-        Self {
-            host: host.into(),
-            port: None,
-            session: SessionConfig::default(),
-            tls: TlsOptions { native_roots: true, ..TlsOptions::default() },
-            trace: None,
-            oauth: None,
-        }
-    }
-
-    /// A builder from an `smtp://` or `smtps://` URL (see [`SmtpUrl`]).
-    pub fn from_url(url: &str) -> Result<Self, Error> {
-        let url = SmtpUrl::parse(url)?;
-        let mut b = Self::new(url.host).port(url.port).tls(url.tls).lmtp(url.lmtp);
-        if let Some(user) = url.user {
-            let password = url.password.map(|p| p.expose().clone()).unwrap_or_default();
-            b = b.credentials(Credentials::new(user, password));
-        }
-        if let Some(m) = url.mechanism {
-            b = b.mechanisms(&[m]);
-        }
-        Ok(b)
-    }
-
-    /// The port (default: 465 for implicit TLS, else 587).
-    pub fn port(mut self, port: u16) -> Self {
-        self.port = Some(port);
-        self
-    }
-
-    /// The TLS policy (default [`TlsPolicy::Required`]).
-    pub fn tls(mut self, policy: TlsPolicy) -> Self {
-        self.session.tls = policy;
-        self
-    }
-
-    /// Credentials for AUTH.
-    pub fn credentials(mut self, credentials: Credentials) -> Self {
-        self.session.credentials = Some(credentials);
-        self
-    }
-
-    /// Authenticate with OAuth 2.0 (OAUTHBEARER or XOAUTH2, whichever the server offers,
-    /// OAUTHBEARER first): `provider` is called for a fresh token on every new connection.
-    ///
-    /// ```
-    /// # use smtpkit::Client;
-    /// let builder = Client::builder("smtp.example.com").oauth("me@example.com", || {
-    ///     Box::pin(async { Ok::<_, smtpkit::Error>("ya29.token-from-your-refresh-logic".to_string()) })
-    /// });
-    /// ```
-    pub fn oauth(
-        mut self,
-        user: impl Into<String>,
-        provider: impl Fn() -> TokenFuture + Send + Sync + 'static,
-    ) -> Self {
-        self.oauth = Some((user.into(), Arc::new(provider)));
-        self
-    }
-
-    /// Allowed AUTH mechanisms in order of preference (default: strongest first, SCRAM-SHA-256,
-    /// CRAM-MD5, PLAIN, LOGIN for passwords; OAUTHBEARER, XOAUTH2 for tokens).
-    pub fn mechanisms(mut self, mechanisms: &[Mechanism]) -> Self {
-        self.session.mechanisms = mechanisms.to_vec();
-        self
-    }
-
-    /// The EHLO name (default `localhost`; set your host's FQDN).
-    pub fn ehlo_name(mut self, name: EhloName) -> Self {
-        self.session.ehlo_name = name;
-        self
-    }
-
-    /// Per-phase deadlines.
-    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
-        self.session.timeouts = timeouts;
-        self
-    }
-
-    /// Caps on server replies.
-    pub fn reply_limits(mut self, limits: ReplyLimits) -> Self {
-        self.session.reply_limits = limits;
-        self
-    }
-
-    /// Bare CR/LF handling in bodies (default: normalise to CRLF).
-    pub fn line_endings(mut self, policy: LineEndings) -> Self {
-        self.session.line_endings = policy;
-        self
-    }
-
-    /// Use PIPELINING when offered (default on).
-    pub fn pipelining(mut self, on: bool) -> Self {
-        self.session.pipelining = on;
-        self
-    }
-
-    /// Speak LMTP (RFC 2033): LHLO, and one reply per accepted recipient after the data,
-    /// reported per recipient in the [`SendReport`].
-    pub fn lmtp(mut self, on: bool) -> Self {
-        self.session.lmtp = on;
-        self
-    }
-
-    /// Use CHUNKING/BDAT when offered (default off).
-    pub fn chunking(mut self, on: bool) -> Self {
-        self.session.chunking = on;
-        self
-    }
-
-    /// Trust the certificates in a PEM document in addition to the OS roots.
-    pub fn add_root_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
-        self.tls.extra_roots.extend(parse_pem_certs(pem)?);
-        Ok(self)
-    }
-
-    /// Trust the certificates in a PEM file in addition to the OS roots.
-    pub fn add_root_pem_file(self, path: impl AsRef<Path>) -> Result<Self, Error> {
-        let path = path.as_ref();
-        let pem =
-            std::fs::read(path).map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
-        self.add_root_pem(&pem)
-    }
-
-    /// Do not load the OS trust store (only added roots are trusted).
-    pub fn without_native_roots(mut self) -> Self {
-        self.tls.native_roots = false;
-        self
-    }
-
-    /// Use this rustls configuration as is (roots, client certificates, versions).
-    pub fn tls_config(mut self, config: Arc<ClientConfig>) -> Self {
-        self.tls.config = Some(config);
-        self
-    }
-
-    /// Present a client certificate (mutual TLS): PEM chain and PEM private key.
-    pub fn client_certificate_pem(mut self, chain: &[u8], key: &[u8]) -> Result<Self, Error> {
-        self.tls.client_auth = Some((parse_pem_certs(chain)?, Arc::new(parse_pem_key(key)?)));
-        Ok(self)
-    }
-
-    /// Accept any server certificate. Dangerous: only for tests. Credentials are then
-    /// refused unless [`ClientBuilder::allow_insecure_auth`] is also set.
-    pub fn danger_accept_invalid_certs(mut self, on: bool) -> Self {
-        self.tls.accept_invalid_certs = on;
-        self
-    }
-
-    /// Allow AUTH over plaintext or unverified TLS. Off by default.
-    pub fn allow_insecure_auth(mut self, on: bool) -> Self {
-        self.session.allow_insecure_auth = on;
-        self
-    }
-
-    /// Receive the session transcript (AUTH payloads redacted, message data summarised).
-    pub fn trace(mut self, sink: impl Fn(&TraceLine) + Send + Sync + 'static) -> Self {
-        self.trace = Some(Arc::new(sink));
-        self
-    }
-
-    /// Builds a reusable [`Connector`] (loads the trust store once).
-    pub fn build(self) -> Result<Connector, Error> {
-        // Invalid credentials are a typed error before any connection is opened.
-        if let Some(creds) = &self.session.credentials {
-            creds.validate().map_err(|e| Error::Input(e.into()))?;
-        }
-        let port = self.port.unwrap_or(if self.session.tls == TlsPolicy::Implicit { 465 } else { 587 });
-        let tls = match self.session.tls {
-            TlsPolicy::Disabled => None,
-            _ => Some(TlsTarget {
-                config: self.tls.build()?,
-                name: server_name(&self.host)?,
-                verified: !self.tls.accept_invalid_certs,
-            }),
-        };
-        let mut session = self.session;
-        session.trace = self.trace.is_some() || cfg!(feature = "tracing");
-        session.server_name = self.host.clone();
-        session.server_port = port;
-        let inner =
-            ConnectorInner { host: self.host, port, session, tls, trace: self.trace, oauth: self.oauth };
-        Ok(Connector { inner: Arc::new(inner) })
-    }
-
-    /// Builds and connects.
-    pub async fn connect(self) -> Result<Client, Error> {
-        self.build()?.connect().await
-    }
-}
-
-struct ConnectorInner {
-    host: String,
-    port: u16,
-    session: SessionConfig,
-    tls: Option<TlsTarget>,
-    trace: Option<TraceSink>,
-    oauth: Option<(String, TokenProvider)>,
-}
-
-/// A cheap-to-clone recipe for connections to one server with one configuration.
-#[derive(Clone)]
-pub struct Connector {
-    inner: Arc<ConnectorInner>,
-}
-
-impl std::fmt::Debug for Connector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connector")
-            .field("host", &self.inner.host)
-            .field("port", &self.inner.port)
-            .field("tls", &self.inner.session.tls)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Connector {
-    /// The server host.
-    pub fn host(&self) -> &str {
-        &self.inner.host
-    }
-
-    /// The server port.
-    pub fn port(&self) -> u16 {
-        self.inner.port
-    }
-
-    /// The session configuration.
-    pub fn session_config(&self) -> &SessionConfig {
-        &self.inner.session
-    }
-
-    /// Opens a TCP connection (TCP_NODELAY on) and runs the handshake.
-    pub async fn connect(&self) -> Result<Client, Error> {
-        let deadline = Instant::now() + self.inner.session.timeouts.connect;
-        let host = self.inner.host.trim_start_matches('[').trim_end_matches(']');
-        let addrs: Vec<SocketAddr> =
-            match timeout_at(deadline, tokio::net::lookup_host((host, self.inner.port))).await {
-                Ok(Ok(a)) => a.collect(),
-                Ok(Err(e)) => return Err(io_error(e)),
-                Err(_) => return Err(Error::Timeout(Phase::Connect)),
-            };
-        let mut last = Error::Io(Arc::new(std::io::Error::other(format!("{host} resolved to no address"))));
-        for addr in addrs {
-            match timeout_at(deadline, TcpStream::connect(addr)).await {
-                Ok(Ok(tcp)) => {
-                    // Small commands must not wait for a delayed ACK (Nagle): the incumbents
-                    // lose 40 ms per message this way.
-                    tcp.set_nodelay(true).map_err(io_error)?;
-                    return self.connect_with(tcp).await;
-                }
-                Ok(Err(e)) => last = io_error(e),
-                Err(_) => last = Error::Timeout(Phase::Connect),
-            }
-        }
-        Err(last)
-    }
-
-    /// Runs the handshake over a stream the caller opened (a proxy, a test duplex).
-    pub async fn connect_with<S: Stream>(&self, stream: S) -> Result<Client, Error> {
-        #[cfg(feature = "tracing")]
-        let span = tracing::info_span!(
-            "smtp.connection",
-            host = %self.inner.host,
-            port = self.inner.port,
-            tls = ?self.inner.session.tls,
-        );
-        let result = in_span!(span.clone(), self.handshake(stream)).await;
-        #[cfg(feature = "tracing")]
-        let result = result.map(|mut client| {
-            client.span = span.clone();
-            tracing::info!(parent: &span, tls = client.is_tls(), "smtp session ready");
-            client
-        });
-        #[cfg(feature = "tracing")]
-        if let Err(e) = &result {
-            tracing::warn!(parent: &span, error = %e, "smtp connection failed");
-        }
-        result
-    }
-
-    async fn handshake<S: Stream>(&self, stream: S) -> Result<Client, Error> {
-        let boxed: BoxStream = Box::new(stream);
-        let mut config = self.inner.session.clone();
-        if let Some((user, provider)) = &self.inner.oauth {
-            config.credentials = Some(Credentials::oauth(user.clone(), provider().await?));
-        }
-        let mut session = Session::new(config, now());
-        if let Some(nonce) = scram_nonce() {
-            session.set_sasl_nonce(nonce);
-        }
-        let mut driver =
-            Driver::new(session, Transport::Plain(boxed), self.inner.tls.clone(), self.inner.trace.clone());
-        if self.inner.session.tls == TlsPolicy::Implicit {
-            driver.handshake().await?;
-            let verified = driver.tls_verified();
-            driver.session.tls_established(verified);
-        }
-        let outcome = driver
-            .run_until(|ev| match ev {
-                Event::Ready => Some(Ok(())),
-                Event::Closed(err) => Some(Err(err.unwrap_or(Error::SessionClosed))),
-                _ => None,
-            })
-            .await;
-        match outcome {
-            Some(Ok(())) => Ok(Client {
-                driver,
-                busy: false,
-                submitted: 0,
-                outcomes: VecDeque::new(),
-                #[cfg(feature = "tracing")]
-                span: tracing::Span::none(),
-            }),
-            Some(Err(e)) => {
-                // Let a QUIT already queued reach the server before closing.
-                let _ = driver.run_until(|ev| matches!(ev, Event::Closed(_)).then_some(())).await;
-                driver.shutdown().await;
-                Err(e)
-            }
-            None => Err(Error::SessionClosed),
-        }
-    }
-}
-
-/// 144 random bits for a SCRAM client nonce, base64 (never a `,`). Without an OS random
-/// source SCRAM is simply not offered to the server.
-fn scram_nonce() -> Option<String> {
-    use base64::Engine as _;
-    let mut raw = [0u8; 18];
-    getrandom::fill(&mut raw).ok()?;
-    Some(base64::engine::general_purpose::STANDARD.encode(raw))
-}
+pub use builder::{ClientBuilder, TokenFuture, TokenProvider};
+pub use connector::Connector;
+pub use url::SmtpUrl;
 
 /// One SMTP connection, ready to send.
-#[derive(Debug)]
+///
+/// **Cancellation.** Every async method takes `&mut self`; a future dropped before it
+/// completes (a caller's `timeout`, `select!`, an aborted task) may have left half a
+/// write on the stream. From then on the client is *cancelled*: nothing more is ever
+/// written on the connection except the transport shutdown, and every later operation
+/// returns [`Error::Cancelled`] at once ([`Client::quit`] only shuts the transport down).
+/// "Cancel-safe" below means that dropping the future loses nothing else: the connection
+/// is given up, but no message is reported sent that was not, and no byte is resent.
 pub struct Client {
     driver: Driver,
-    /// Set while an operation runs: if its future is dropped half way, the session state
-    /// is unknown and the client refuses further use.
+    /// Set while an operation runs: still set when the next one starts means its future
+    /// was dropped half way.
     busy: bool,
+    /// An operation's future was dropped: the session was closed with
+    /// [`Error::Cancelled`] and the stream is never written again.
+    cancelled: bool,
     /// Messages queued with [`Client::submit`] whose outcome [`Client::next_outcome`] has
     /// not returned yet.
     submitted: usize,
@@ -440,6 +75,19 @@ pub struct Client {
     span: tracing::Span,
 }
 
+/// Only state, never data: the session may hold a queued message body or an AUTH line.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("tls", &self.is_tls())
+            .field("ready", &self.driver.session.is_ready())
+            .field("closed", &self.driver.session.is_closed())
+            .field("cancelled", &(self.cancelled || self.busy))
+            .field("in_flight", &self.submitted)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Keeps a submitted message's outcome that surfaced while another operation ran.
 fn stash(outcomes: &mut VecDeque<(MessageId, Result<SendReport, Error>)>, event: Event) {
     if let Event::Message { id, result } = event {
@@ -447,7 +95,30 @@ fn stash(outcomes: &mut VecDeque<(MessageId, Result<SendReport, Error>)>, event:
     }
 }
 
+/// Ends a running operation. Not reached when its future is dropped: then `busy` stays
+/// set and the next call finds the client cancelled.
+fn done(busy: &mut bool) {
+    *busy = false;
+}
+
 impl Client {
+    pub(super) fn new(driver: Driver) -> Self {
+        Self {
+            driver,
+            busy: false,
+            cancelled: false,
+            submitted: 0,
+            outcomes: VecDeque::new(),
+            #[cfg(feature = "tracing")]
+            span: tracing::Span::none(),
+        }
+    }
+
+    #[cfg(feature = "tracing")]
+    pub(super) fn set_span(&mut self, span: tracing::Span) {
+        self.span = span;
+    }
+
     /// A builder for `host` (see [`ClientBuilder::new`]).
     pub fn builder(host: impl Into<String>) -> ClientBuilder {
         ClientBuilder::new(host)
@@ -462,6 +133,10 @@ impl Client {
     ///
     /// `Ok` means the server accepted responsibility (2xx to the final dot); the report
     /// lists every recipient, including rejected ones. See [`Error::is_ambiguous`].
+    ///
+    /// Cancel-safe in the sense of the type docs: dropped half way, the message counts as
+    /// not confirmed (it may have been delivered if its end of data was written) and the
+    /// client is cancelled.
     pub async fn send(
         &mut self,
         envelope: &Envelope,
@@ -470,7 +145,7 @@ impl Client {
         self.send_with(envelope, message, MessageOptions::default()).await
     }
 
-    /// Sends one message with DSN or other options.
+    /// Sends one message with DSN or other options. Cancel-safe as [`Client::send`].
     pub async fn send_with(
         &mut self,
         envelope: &Envelope,
@@ -478,11 +153,10 @@ impl Client {
         options: MessageOptions,
     ) -> Result<SendReport, Error> {
         self.enter()?;
-        let id = self.driver.session.send_message(envelope.clone(), message.into(), options);
-        let id = match id {
+        let id = match self.driver.session.send_message(envelope.clone(), message.into(), options) {
             Ok(id) => id,
             Err(e) => {
-                self.busy = false;
+                done(&mut self.busy);
                 return Err(e);
             }
         };
@@ -513,13 +187,14 @@ impl Client {
                 tracing::warn!(parent: &span, error = %e, transient = e.is_transient(), "message not sent")
             }
         }
-        self.busy = false;
+        done(&mut self.busy);
         result
     }
 
     /// Sends a composed [`Message`](crate::Message) to its envelope (derived from its
     /// headers, Bcc included, or set explicitly). `SMTPUTF8` is declared when the message
-    /// needs it; a server without it is a typed error before `MAIL`.
+    /// needs it; a server without it is a typed error before `MAIL`. Cancel-safe as
+    /// [`Client::send`].
     #[cfg(feature = "mime")]
     pub async fn send_message(&mut self, message: &crate::Message) -> Result<SendReport, Error> {
         let options = MessageOptions { smtputf8: message.needs_smtputf8(), ..MessageOptions::default() };
@@ -527,7 +202,8 @@ impl Client {
     }
 
     /// Sends several messages over this connection, pipelined when the server allows:
-    /// one round trip per message. Results come back in input order.
+    /// one round trip per message. Results come back in input order. Cancel-safe as
+    /// [`Client::send`] (the results are lost with the future).
     pub async fn send_many<I>(&mut self, messages: I) -> Vec<Result<SendReport, Error>>
     where
         I: IntoIterator<Item = (Envelope, Bytes, MessageOptions)>,
@@ -567,7 +243,7 @@ impl Client {
                 })
                 .await;
         }
-        self.busy = false;
+        done(&mut self.busy);
         results.into_iter().map(|r| r.unwrap_or(Err(Error::SessionClosed))).collect()
     }
 
@@ -589,16 +265,17 @@ impl Client {
     /// # }
     /// ```
     ///
-    /// Fails at once, with nothing queued, when the connection is closed or busy with an
-    /// operation whose future was dropped, or when the message is refused before `MAIL`
-    /// (too large for the server's `SIZE`, an extension it lacks).
+    /// Fails at once, with nothing queued, when the connection is closed
+    /// ([`Error::SessionClosed`]) or cancelled ([`Error::Cancelled`]), or when the message
+    /// is refused before `MAIL` (too large for the server's `SIZE`, an extension it lacks).
     pub fn submit(
         &mut self,
         envelope: Envelope,
         message: Bytes,
         options: MessageOptions,
     ) -> Result<MessageId, Error> {
-        if self.busy || self.driver.session.is_closed() {
+        self.check_cancelled()?;
+        if self.driver.session.is_closed() {
             return Err(Error::SessionClosed);
         }
         let id = self.driver.session.send_message(envelope, message, options)?;
@@ -609,13 +286,19 @@ impl Client {
     /// Drives the connection until the next outcome of a [`Client::submit`]ted message
     /// is known, in the order the server answered. `None` when no submitted message is
     /// waiting.
+    ///
+    /// Cancel-safe in the sense of the type docs. On a cancelled client it returns at
+    /// once, without I/O: each submitted message fails with [`Error::Cancelled`], or with
+    /// [`Error::Ambiguous`] (caused by the cancellation) when its end of data may have
+    /// been written.
     pub async fn next_outcome(&mut self) -> Option<(MessageId, Result<SendReport, Error>)> {
         if self.submitted == 0 {
             return None;
         }
+        let cancelled = self.check_cancelled().is_err();
         let outcome = match self.outcomes.pop_front() {
             Some(outcome) => Some(outcome),
-            None if self.busy => self.abandon(),
+            None if cancelled => None,
             None => {
                 self.busy = true;
                 let outcome = self
@@ -625,7 +308,7 @@ impl Client {
                         _ => None,
                     })
                     .await;
-                self.busy = false;
+                done(&mut self.busy);
                 outcome
             }
         };
@@ -643,47 +326,37 @@ impl Client {
         }
     }
 
-    /// After an operation's future was dropped half way the stream may hold half a write,
-    /// so the connection is over: what was submitted is settled as a lost connection
-    /// settles it (ambiguous where the end of data was written, failed where it was not).
-    fn abandon(&mut self) -> Option<(MessageId, Result<SendReport, Error>)> {
-        if !self.driver.session.is_closed() {
-            self.driver.session.handle_eof();
-        }
-        while let Some(event) = self.driver.session.poll_event() {
-            stash(&mut self.outcomes, event);
-        }
-        self.outcomes.pop_front()
-    }
-
     /// Messages submitted whose outcome [`Client::next_outcome`] has not returned yet.
     pub fn in_flight(&self) -> usize {
         self.submitted
     }
 
-    /// Sends NOOP and returns the reply.
+    /// Sends NOOP and returns the reply. Cancel-safe in the sense of the type docs.
     pub async fn noop(&mut self) -> Result<Reply, Error> {
         self.command(|s| s.noop()).await
     }
 
-    /// Sends RSET and returns the reply.
+    /// Sends RSET and returns the reply. Cancel-safe in the sense of the type docs.
     pub async fn rset(&mut self) -> Result<Reply, Error> {
         self.command(|s| s.rset()).await
     }
 
-    /// Sends VRFY (most servers answer 252 and verify nothing).
+    /// Sends VRFY (most servers answer 252 and verify nothing). Cancel-safe in the sense
+    /// of the type docs.
     pub async fn vrfy(&mut self, what: &str) -> Result<Reply, Error> {
         self.command(|s| s.vrfy(what)).await
     }
 
     /// Sends EHLO again and refreshes [`Client::capabilities`] (as smtplib's `ehlo()`).
+    /// Cancel-safe in the sense of the type docs.
     pub async fn ehlo(&mut self) -> Result<Reply, Error> {
         self.command(|s| s.ehlo()).await
     }
 
     /// Sends a validated low-level command such as `HELP` or `XCLIENT ...` and returns
     /// its reply. Commands the session must own (MAIL, RCPT, DATA, AUTH, STARTTLS...) are
-    /// refused, as is any control byte in the arguments.
+    /// refused, as is any control byte in the arguments. Cancel-safe in the sense of the
+    /// type docs.
     pub async fn command_line(&mut self, verb: &str, args: &str) -> Result<Reply, Error> {
         self.command(|s| s.custom(verb, args)).await
     }
@@ -693,10 +366,28 @@ impl Client {
         self.capabilities().has(keyword)
     }
 
-    /// Sends QUIT, waits for `221` and closes the connection.
+    /// Sends QUIT, waits for `221` at most [`Timeouts::quit`](crate::Timeouts::quit)
+    /// (default 10 s) and closes the connection. Whatever it returns changes no earlier
+    /// outcome: a message is sent once its final reply was `2xx`.
+    ///
+    /// On a cancelled client nothing is written: the transport is shut down and
+    /// [`Error::Cancelled`] returned. Dropping this future is harmless (the connection is
+    /// closed when the client drops).
     pub async fn quit(mut self) -> Result<(), Error> {
-        let reply = self.command(|s| s.quit()).await;
-        let _ = self.driver.run_until(|ev| matches!(ev, Event::Closed(_)).then_some(())).await;
+        if let Err(e) = self.check_cancelled() {
+            self.driver.shutdown().await;
+            return Err(e);
+        }
+        // The session's own QUIT deadline covers the reply; this one also covers writing
+        // the command to a server that stopped reading. Cut short, the client is left
+        // cancelled and only shut down.
+        let limit = self.driver.session.config().timeouts.quit;
+        let goodbye = async {
+            let reply = self.command(|s| s.quit()).await;
+            let _ = self.driver.run_until(|ev| matches!(ev, Event::Closed(_)).then_some(())).await;
+            reply
+        };
+        let reply = tokio::time::timeout(limit, goodbye).await.unwrap_or(Err(Error::Timeout(Phase::Quit)));
         self.driver.shutdown().await;
         reply.map(|_| ())
     }
@@ -709,7 +400,7 @@ impl Client {
         let id = match start(&mut self.driver.session) {
             Ok(id) => id,
             Err(e) => {
-                self.busy = false;
+                done(&mut self.busy);
                 return Err(e);
             }
         };
@@ -725,22 +416,47 @@ impl Client {
             })
             .await
             .unwrap_or(Err(Error::SessionClosed));
-        self.busy = false;
+        done(&mut self.busy);
         result
     }
 
+    /// Starts an operation: refused on a cancelled or closed client.
     fn enter(&mut self) -> Result<(), Error> {
-        if self.busy || self.driver.session.is_closed() {
+        self.check_cancelled()?;
+        if self.driver.session.is_closed() {
             return Err(Error::SessionClosed);
         }
         self.busy = true;
         Ok(())
     }
 
+    /// `Err(Cancelled)` once an operation's future was dropped. The first call to notice
+    /// closes the session without any I/O: it discards what was queued, so no later call
+    /// can write the rest of a torn flight, and fails every submitted message (ambiguous
+    /// where its end of data was handed to the stream).
+    fn check_cancelled(&mut self) -> Result<(), Error> {
+        if self.busy && !self.cancelled {
+            self.cancelled = true;
+            self.driver.session.handle_error(Error::Cancelled);
+            while let Some(event) = self.driver.session.poll_event() {
+                stash(&mut self.outcomes, event);
+            }
+        }
+        if self.cancelled { Err(Error::Cancelled) } else { Ok(()) }
+    }
+
+    /// True once an operation's future was dropped before it completed: the connection
+    /// is unusable and only [`Client::quit`] (which writes nothing then) is left to do.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled || self.busy
+    }
+
     /// Completes what the session queued on its own, such as the `RSET` that follows a
     /// failed transaction, and returns [`Client::is_reusable`]. Without it, a connection
     /// whose last message failed still has that `RSET` outstanding and a pool would have
-    /// to close it. Costs one round trip, only when something is outstanding.
+    /// to close it. Costs one round trip, only when something is outstanding. False at
+    /// once, without I/O, on a cancelled or closed client. Cancel-safe in the sense of
+    /// the type docs.
     pub async fn settle(&mut self) -> bool {
         if self.enter().is_err() {
             return false;
@@ -755,7 +471,7 @@ impl Client {
                 None::<()>
             })
             .await;
-        self.busy = false;
+        done(&mut self.busy);
         self.is_reusable()
     }
 
@@ -764,9 +480,10 @@ impl Client {
     ///
     /// A connection that sat idle may have been dropped by the server; without this the
     /// next message would find out half way through its transaction. Costs one
-    /// non-blocking read; a pool calls it before every reuse.
+    /// non-blocking read (it never writes); a pool calls it before every reuse. False at
+    /// once on a cancelled client. Cancel-safe: it never waits.
     pub async fn check_idle(&mut self) -> bool {
-        if self.busy || self.submitted > 0 || !self.driver.session.is_idle_and_clean() {
+        if self.check_cancelled().is_err() || self.submitted > 0 || !self.driver.session.is_idle_and_clean() {
             return false;
         }
         self.driver.absorb_idle_input().await;
@@ -789,6 +506,6 @@ impl Client {
     /// True when the connection can take another message: no error, no cancelled
     /// operation, nothing outstanding, no stray input from the server.
     pub fn is_reusable(&self) -> bool {
-        !self.busy && self.submitted == 0 && self.driver.session.is_idle_and_clean()
+        !self.is_cancelled() && self.submitted == 0 && self.driver.session.is_idle_and_clean()
     }
 }

@@ -334,6 +334,25 @@ impl Driver {
         }
     }
 
+    /// Writes what the session has queued (a farewell `QUIT` after a failed handshake)
+    /// and returns without waiting for any reply. Bounded by `limit`; a write cut short
+    /// there is followed by nothing but the shutdown.
+    pub async fn flush_output(&mut self, limit: std::time::Duration) {
+        let flush = async {
+            let started = Instant::now();
+            // Bounded: each turn writes what the session had queued; it queues nothing new
+            // without input.
+            for _ in 0..4 {
+                if !self.take_output(started.into_std()) {
+                    return;
+                }
+                self.write(started).await;
+                self.chunks.clear();
+            }
+        };
+        let _ = tokio::time::timeout(limit, flush).await;
+    }
+
     /// After a failed write, reads what the server may already have said, briefly.
     async fn drain_after_write_error(&mut self) {
         self.ensure_buf();

@@ -249,7 +249,7 @@ async fn a_dropped_send_future_poisons_the_client() {
         let _ = tokio::time::timeout(Duration::from_millis(50), fut).await;
     }
     assert!(!client.is_reusable());
-    assert!(matches!(client.send(&env(), "x").await, Err(Error::SessionClosed)));
+    assert!(matches!(client.send(&env(), "x").await, Err(Error::Cancelled)));
 }
 
 #[tokio::test]

@@ -1,0 +1,153 @@
+//! [`Connector`]: a built configuration that opens connections and runs the handshake.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout_at};
+
+use super::Client;
+use super::builder::TokenProvider;
+use crate::driver::transport::{BoxStream, Stream, Transport};
+use crate::driver::{Driver, TlsTarget, TraceSink, io_error, now};
+use crate::proto::error::{Error, Phase};
+use crate::proto::sasl::Credentials;
+use crate::proto::session::{Event, Session, SessionConfig, TlsPolicy};
+
+pub(super) struct ConnectorInner {
+    pub(super) host: String,
+    pub(super) port: u16,
+    pub(super) session: SessionConfig,
+    pub(super) tls: Option<TlsTarget>,
+    pub(super) trace: Option<TraceSink>,
+    pub(super) oauth: Option<(String, TokenProvider)>,
+}
+
+/// A cheap-to-clone recipe for connections to one server with one configuration.
+#[derive(Clone)]
+pub struct Connector {
+    pub(super) inner: Arc<ConnectorInner>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("host", &self.inner.host)
+            .field("port", &self.inner.port)
+            .field("tls", &self.inner.session.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connector {
+    /// The server host.
+    pub fn host(&self) -> &str {
+        &self.inner.host
+    }
+
+    /// The server port.
+    pub fn port(&self) -> u16 {
+        self.inner.port
+    }
+
+    /// The session configuration.
+    pub fn session_config(&self) -> &SessionConfig {
+        &self.inner.session
+    }
+
+    /// Opens a TCP connection (TCP_NODELAY on) and runs the handshake.
+    pub async fn connect(&self) -> Result<Client, Error> {
+        let deadline = Instant::now() + self.inner.session.timeouts.connect;
+        let host = self.inner.host.trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<SocketAddr> =
+            match timeout_at(deadline, tokio::net::lookup_host((host, self.inner.port))).await {
+                Ok(Ok(a)) => a.collect(),
+                Ok(Err(e)) => return Err(io_error(e)),
+                Err(_) => return Err(Error::Timeout(Phase::Connect)),
+            };
+        let mut last = Error::Io(Arc::new(std::io::Error::other(format!("{host} resolved to no address"))));
+        for addr in addrs {
+            match timeout_at(deadline, TcpStream::connect(addr)).await {
+                Ok(Ok(tcp)) => {
+                    // Small commands must not wait for a delayed ACK (Nagle): the incumbents
+                    // lose 40 ms per message this way.
+                    tcp.set_nodelay(true).map_err(io_error)?;
+                    return self.connect_with(tcp).await;
+                }
+                Ok(Err(e)) => last = io_error(e),
+                Err(_) => last = Error::Timeout(Phase::Connect),
+            }
+        }
+        Err(last)
+    }
+
+    /// Runs the handshake over a stream the caller opened (a proxy, a test duplex).
+    pub async fn connect_with<S: Stream>(&self, stream: S) -> Result<Client, Error> {
+        #[cfg(feature = "tracing")]
+        let span = tracing::info_span!(
+            "smtp.connection",
+            host = %self.inner.host,
+            port = self.inner.port,
+            tls = ?self.inner.session.tls,
+        );
+        let result = in_span!(span.clone(), self.handshake(stream)).await;
+        #[cfg(feature = "tracing")]
+        let result = result.map(|mut client| {
+            client.set_span(span.clone());
+            tracing::info!(parent: &span, tls = client.is_tls(), "smtp session ready");
+            client
+        });
+        #[cfg(feature = "tracing")]
+        if let Err(e) = &result {
+            tracing::warn!(parent: &span, error = %e, "smtp connection failed");
+        }
+        result
+    }
+
+    async fn handshake<S: Stream>(&self, stream: S) -> Result<Client, Error> {
+        let boxed: BoxStream = Box::new(stream);
+        let mut config = self.inner.session.clone();
+        if let Some((user, provider)) = &self.inner.oauth {
+            config.credentials = Some(Credentials::oauth(user.clone(), provider().await?));
+        }
+        let mut session = Session::new(config, now());
+        if let Some(nonce) = scram_nonce() {
+            session.set_sasl_nonce(nonce);
+        }
+        let mut driver =
+            Driver::new(session, Transport::Plain(boxed), self.inner.tls.clone(), self.inner.trace.clone());
+        if self.inner.session.tls == TlsPolicy::Implicit {
+            driver.handshake().await?;
+            let verified = driver.tls_verified();
+            driver.session.tls_established(verified);
+        }
+        let outcome = driver
+            .run_until(|ev| match ev {
+                Event::Ready => Some(Ok(())),
+                Event::Closed(err) => Some(Err(err.unwrap_or(Error::SessionClosed))),
+                _ => None,
+            })
+            .await;
+        match outcome {
+            Some(Ok(())) => Ok(Client::new(driver)),
+            Some(Err(e)) => {
+                // RFC 5321 4.1.1.10 asks for a QUIT, and the session queued one; it is
+                // written, but its reply is not waited for: the connection failed already
+                // and a server that swallows QUIT must not hold the caller up.
+                driver.flush_output(self.inner.session.timeouts.quit).await;
+                driver.shutdown().await;
+                Err(e)
+            }
+            None => Err(Error::SessionClosed),
+        }
+    }
+}
+
+/// 144 random bits for a SCRAM client nonce, base64 (never a `,`). Without an OS random
+/// source SCRAM is simply not offered to the server.
+fn scram_nonce() -> Option<String> {
+    use base64::Engine as _;
+    let mut raw = [0u8; 18];
+    getrandom::fill(&mut raw).ok()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(raw))
+}
