@@ -47,9 +47,10 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
     let mut sent = false;
     let mut buf = vec![0; 16 * 1024];
     loop {
-        while let Some(bytes) = session.poll_transmit(Instant::now()) {
-            if let Err(e) = stream.write_all(&bytes) {
-                session.handle_error(e.into());
+        while let Some(bytes) = session.poll_transmit() {
+            match stream.write_all(&bytes) {
+                Ok(()) => session.wrote(bytes.len(), Instant::now()),
+                Err(e) => session.handle_error(e.into()),
             }
         }
         while let Some(event) = session.poll_event() {

@@ -7,8 +7,9 @@
 //! ```
 //!
 //! Environment:
-//! - `SMTP_URL`: `smtp://[user[:password]@]host[:port][?tls=required|opportunistic|none]`
-//!   or `smtps://...`; without it an in-process server is started on loopback (STARTTLS
+//! - `SMTP_URL`: `smtp://[user[:password]@]host[:port][?tls=required|opportunistic|none]`,
+//!   `smtps://...`, `lmtp://...`, or another transport: `file:///dir` (one `.eml` and one
+//!   `.json` per message), `sendmail:` or `sendmail:///path/to/sendmail`, `stub:`; without it an in-process server is started on loopback (STARTTLS
 //!   and AUTH, its CA trusted) and what it captured is printed afterwards.
 //! - `SMTP_CA_FILE`: PEM file of extra trusted roots (optional).
 //! - `MAIL_FROM`, `MAIL_TO` (comma-separated). Defaults exist only for the embedded server.
@@ -35,7 +36,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use smtpkit::proto::params::{EnvId, Notify, Ret};
 use smtpkit::testing::TestServer;
-use smtpkit::{Client, Envelope, MessageOptions};
+use smtpkit::{Envelope, MessageOptions, Outgoing};
 
 #[path = "common/outcome.rs"]
 mod outcome;
@@ -78,7 +79,7 @@ async fn run() -> Result<u8, Failure> {
         (Some(u), _) => u.clone(),
         (None, Some(server)) => {
             eprintln!("SMTP_URL not set: using the embedded server at {}", server.addr());
-            server.url()
+            server.url_with_password()
         }
         (None, None) => unreachable!(),
     };
@@ -95,26 +96,28 @@ async fn run() -> Result<u8, Failure> {
         None => builtin_message(&from, &to),
     };
 
-    let mut builder = Client::from_url(&url).map_err(|e| fail(2, e.to_string()))?;
-    if let Ok(path) = std::env::var("SMTP_CA_FILE") {
-        if !path.is_empty() {
-            builder = builder.add_root_pem_file(&path).map_err(|e| fail(2, e.to_string()))?;
+    let ca_file = std::env::var("SMTP_CA_FILE").ok().filter(|p| !p.is_empty());
+    let embedded_ca = embedded.as_ref().map(TestServer::ca_pem);
+    let trace = std::env::var("SMTP_TRACE").is_ok_and(|v| v == "1");
+    // Any transport URL: smtp(s)/lmtp (configured here), file:///dir, sendmail:, stub:.
+    let transport = smtpkit::transport::from_url_with(&url, |mut builder| {
+        if let Some(path) = &ca_file {
+            builder = builder.add_root_pem_file(path)?;
         }
-    }
-    if let Some(server) = &embedded {
-        builder = builder.add_root_pem(server.ca_pem().as_bytes()).map_err(|e| fail(2, e.to_string()))?;
-    }
-    if std::env::var("SMTP_TRACE").is_ok_and(|v| v == "1") {
-        builder = builder.trace(|line| eprintln!("{line}"));
-    }
+        if let Some(pem) = &embedded_ca {
+            builder = builder.add_root_pem(pem.as_bytes())?;
+        }
+        if trace {
+            builder = builder.trace(|line| eprintln!("{line}"));
+        }
+        Ok(builder)
+    })
+    .map_err(|e| fail(2, e.to_string()))?;
 
     let options = dsn_options()?;
-    let mut client = builder.connect().await.map_err(|e| fail(exit_code_for(&e), e.to_string()))?;
-    let result = client.send_with(&envelope, message, options).await;
+    let result = transport.send(Outgoing::new(envelope.clone(), message).with_options(options)).await;
     let status = report(envelope.to(), &result);
-    if client.is_reusable() {
-        let _ = client.quit().await;
-    }
+    transport.close().await;
     if let Some(server) = embedded {
         print_captured(&server).await;
         server.shutdown().await;

@@ -407,8 +407,9 @@ async fn rejected_recipient_and_sender() {
 #[tokio::test]
 async fn starttls_forgets_state_and_offers_auth() {
     let server = start(TestServer::builder().starttls(true).user("alice", "s3cret").require_auth(true)).await;
-    assert!(server.url().starts_with("smtp://alice:s3cret@127.0.0.1:"));
-    assert!(server.url().ends_with("?tls=required"));
+    assert!(server.url_with_password().starts_with("smtp://alice:s3cret@127.0.0.1:"));
+    assert!(server.url_with_password().ends_with("?tls=required"));
+    assert_eq!(server.url(), format!("smtp://{}?tls=required", server.addr()));
     let mut c = greeted(&server).await;
     let ehlo = c.cmd("EHLO c.example").await;
     assert!(ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"), "{ehlo}");
@@ -905,7 +906,12 @@ async fn concurrent_connections() {
 #[tokio::test]
 async fn url_forms() {
     let plain = start(TestServer::builder().user("a b", "p@ss")).await;
-    assert_eq!(plain.url(), format!("smtp://a%20b:p%40ss@{}?tls=none", plain.addr()));
+    assert_eq!(plain.url_with_password(), format!("smtp://a%20b:p%40ss@{}?tls=none", plain.addr()));
+    // Issue 10 #7: the plain URL is safe to print.
+    assert_eq!(plain.url(), format!("smtp://{}?tls=none", plain.addr()));
+    assert!(!format!("{plain:?}").contains("p%40ss"), "{plain:?}");
+    let anonymous = start(TestServer::builder().implicit_tls(true)).await;
+    assert_eq!(anonymous.url_with_password(), anonymous.url());
     assert!(plain.ca_pem().starts_with("-----BEGIN CERTIFICATE-----"));
 }
 
@@ -1064,4 +1070,79 @@ fn builder_debug_never_shows_credentials() {
     let shown = format!("{builder:?}");
     assert!(shown.contains("alice") && shown.contains("bob"), "{shown}");
     assert!(!shown.contains("hunter2") && !shown.contains("token-secret"), "{shown}");
+}
+
+/// The id after `queued as ` in a reply.
+fn queued_as(reply: &str) -> String {
+    let at = reply.find("queued as ").expect("a queue id") + "queued as ".len();
+    reply[at..].to_owned()
+}
+
+/// Issue 10 #7: the queue id names one message, not one connection.
+#[tokio::test]
+async fn every_message_gets_its_own_queue_id() {
+    let server = start(TestServer::builder().chunking(true)).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let mut c = greeted(&server).await;
+        for _ in 0..2 {
+            c.cmd("MAIL FROM:<a@x.example>").await;
+            c.cmd("RCPT TO:<b@x.example>").await;
+            c.cmd("DATA").await;
+            ids.push(queued_as(&c.cmd("hi\r\n.").await));
+        }
+        c.cmd("MAIL FROM:<a@x.example>").await;
+        c.cmd("RCPT TO:<b@x.example>").await;
+        ids.push(queued_as(&c.cmd("BDAT 4 LAST\r\nhi\r\n").await));
+        c.cmd("QUIT").await;
+    }
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 6, "{ids:?}");
+    let messages = server.wait_for_messages(6, WAIT).await;
+    let recorded: Vec<String> = messages.iter().map(|m| m.queue_id.clone()).collect();
+    assert_eq!(recorded, ids);
+}
+
+/// Issue 10 #7: what a test prints of the server never shows an AUTH payload, unless it
+/// asks for the raw bytes by name.
+#[tokio::test]
+async fn auth_payloads_are_redacted_unless_asked_for() {
+    let server = start(TestServer::builder().auth_requires_tls(false).user("alice", "s3cret")).await;
+    let plain = "AGFsaWNlAHMzY3JldA==";
+    let mut c = greeted(&server).await;
+    assert_eq!(code(&c.cmd(&format!("AUTH PLAIN {plain}")).await), "235");
+    c.cmd("QUIT").await;
+    let (user, password) = ("YWxpY2U=", "czNjcmV0");
+    let mut c = greeted(&server).await;
+    assert_eq!(code(&c.cmd("AUTH LOGIN").await), "334");
+    assert_eq!(code(&c.cmd(user).await), "334");
+    assert_eq!(code(&c.cmd(password).await), "235");
+    c.cmd("NOOP").await;
+    c.cmd("QUIT").await;
+    assert!(eventually(|| server.transcripts()[1].contains("C: QUIT")).await);
+
+    let bytes: Vec<String> =
+        server.received_bytes().iter().map(|b| String::from_utf8_lossy(b).into()).collect();
+    let transcripts = server.transcripts();
+    for secret in [plain, user, password] {
+        assert!(!bytes.concat().contains(secret), "{secret} in {bytes:?}");
+        assert!(!transcripts.concat().contains(secret), "{secret} in {transcripts:?}");
+    }
+    assert!(bytes[0].contains("EHLO client.example\r\nAUTH PLAIN [redacted]\r\nQUIT\r\n"), "{}", bytes[0]);
+    assert!(bytes[1].contains("AUTH LOGIN\r\n[redacted]\r\n[redacted]\r\nNOOP\r\n"), "{}", bytes[1]);
+    assert!(transcripts[0].contains("C: AUTH PLAIN [redacted]\n"), "{}", transcripts[0]);
+    assert!(
+        transcripts[1].contains("C: AUTH LOGIN\nS: 334 VXNlcm5hbWU6\nC: [redacted]\n"),
+        "{}",
+        transcripts[1]
+    );
+
+    let raw = server.received_bytes_with_secrets();
+    assert!(String::from_utf8_lossy(&raw[0]).contains(&format!("AUTH PLAIN {plain}\r\nQUIT\r\n")));
+    assert!(String::from_utf8_lossy(&raw[1]).contains(&format!("AUTH LOGIN\r\n{user}\r\n{password}\r\n")));
+    let raw = server.transcripts_with_secrets();
+    assert!(raw[0].contains(&format!("C: AUTH PLAIN {plain}\n")), "{}", raw[0]);
+    assert!(raw[1].contains(&format!("C: {user}\nS: 334 UGFzc3dvcmQ6\nC: {password}\n")), "{}", raw[1]);
 }

@@ -10,7 +10,7 @@ mkdir -p "$interop"
 
 # The Debian packages. `dpkg-query` tells what is installed; only a missing package
 # triggers `apt-get update` + install, because the update alone costs several seconds.
-packages=(postfix sasl2-bin libsasl2-modules openssl)
+packages=(postfix sasl2-bin libsasl2-modules openssl redis-server)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

@@ -58,9 +58,9 @@ if ! flock -w 120 8; then
     exit 1
 fi
 
-read -r -a ports <<<"$(free_ports 7 "$lo" "$hi")"
-if ((${#ports[@]} < 7)); then
-    echo "interop: fewer than 7 free ports in $range (found: ${ports[*]:-none})" >&2
+read -r -a ports <<<"$(free_ports 8 "$lo" "$hi")"
+if ((${#ports[@]} < 8)); then
+    echo "interop: fewer than 8 free ports in $range (found: ${ports[*]:-none})" >&2
     exit 1
 fi
 
@@ -70,6 +70,7 @@ ai_pass="ai-$(openssl rand -hex 12)"
 
 SMTPKIT_POSTFIX_PASSWORD="$pf_pass" "$here/postfix.sh" start "${ports[0]}" "${ports[1]}" "${ports[2]}" "${ports[3]}"
 SMTPKIT_AIOSMTPD_PASSWORD="$ai_pass" "$here/aiosmtpd.sh" start "${ports[4]}" "${ports[5]}" "${ports[6]}"
+"$here/redis.sh" start "${ports[7]}"
 flock -u 8
 
 umask 077
@@ -91,6 +92,7 @@ export SMTPKIT_AIOSMTPD_LMTP=127.0.0.1:${ports[6]}
 export SMTPKIT_AIOSMTPD_USER=testuser@example.test
 export SMTPKIT_AIOSMTPD_PASSWORD=$ai_pass
 export SMTPKIT_AIOSMTPD_MAILDIR=$interop/aiosmtpd-maildir
+export SMTPKIT_REDIS_URL=redis://127.0.0.1:${ports[7]}
 ENV
 
 pf_version="$(postconf -d -h mail_version 2>/dev/null || echo '?')"

@@ -7,26 +7,29 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
 use super::Client;
-use super::builder::TokenProvider;
+use crate::config::{ClientBuilder, ConnectorInner, scram_nonce};
 use crate::driver::transport::{BoxStream, Stream, Transport};
-use crate::driver::{Driver, TlsTarget, TraceSink, io_error, now};
+use crate::driver::{Driver, io_error, now};
 use crate::proto::error::{Error, Phase};
 use crate::proto::sasl::Credentials;
 use crate::proto::session::{Event, Session, SessionConfig, TlsPolicy};
 
-pub(super) struct ConnectorInner {
-    pub(super) host: String,
-    pub(super) port: u16,
-    pub(super) session: SessionConfig,
-    pub(super) tls: Option<TlsTarget>,
-    pub(super) trace: Option<TraceSink>,
-    pub(super) oauth: Option<(String, TokenProvider)>,
+impl ClientBuilder {
+    /// Builds a reusable [`Connector`] (loads the trust store once).
+    pub fn build(self) -> Result<Connector, Error> {
+        Ok(Connector { inner: Arc::new(self.into_parts()?) })
+    }
+
+    /// Builds and connects.
+    pub async fn connect(self) -> Result<Client, Error> {
+        self.build()?.connect().await
+    }
 }
 
 /// A cheap-to-clone recipe for connections to one server with one configuration.
 #[derive(Clone)]
 pub struct Connector {
-    pub(super) inner: Arc<ConnectorInner>,
+    inner: Arc<ConnectorInner>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -121,6 +124,7 @@ impl Connector {
             let verified = driver.tls_verified();
             driver.session.tls_established(verified);
         }
+        driver.skip_quit_reply = true;
         let outcome = driver
             .run_until(|ev| match ev {
                 Event::Ready => Some(Ok(())),
@@ -129,25 +133,29 @@ impl Connector {
             })
             .await;
         match outcome {
-            Some(Ok(())) => Ok(Client::new(driver)),
+            Some(Ok(())) => {
+                driver.skip_quit_reply = false;
+                Ok(Client::new(driver))
+            }
             Some(Err(e)) => {
-                // RFC 5321 4.1.1.10 asks for a QUIT, and the session queued one; it is
-                // written, but its reply is not waited for: the connection failed already
-                // and a server that swallows QUIT must not hold the caller up.
-                driver.flush_output(self.inner.session.timeouts.quit).await;
                 driver.shutdown().await;
                 Err(e)
             }
-            None => Err(Error::SessionClosed),
+            None => {
+                // The session gave up and its QUIT is written (RFC 5321 4.1.1.10); its
+                // reply is not waited for: the connect failed already, and a server that
+                // swallows QUIT must not hold the caller up. Closing our side settles the
+                // session with the error that made it give up.
+                driver.session.handle_eof();
+                let mut error = None;
+                while let Some(event) = driver.session.poll_event() {
+                    if let Event::Closed(err) = event {
+                        error = err;
+                    }
+                }
+                driver.shutdown().await;
+                Err(error.unwrap_or(Error::SessionClosed))
+            }
         }
     }
-}
-
-/// 144 random bits for a SCRAM client nonce, base64 (never a `,`). Without an OS random
-/// source SCRAM is simply not offered to the server.
-fn scram_nonce() -> Option<String> {
-    use base64::Engine as _;
-    let mut raw = [0u8; 18];
-    getrandom::fill(&mut raw).ok()?;
-    Some(base64::engine::general_purpose::STANDARD.encode(raw))
 }

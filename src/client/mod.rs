@@ -12,6 +12,22 @@
 //! # Ok(()) }
 //! ```
 
+pub use crate::config::url;
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::driver::Driver;
+use crate::proto::address::Envelope;
+use crate::proto::capabilities::Capabilities;
+use crate::proto::error::{Error, Phase};
+use crate::proto::params::MessageOptions;
+use crate::proto::reply::Reply;
+use crate::proto::session::{Event, MessageId, SendReport, Session};
+
+pub use crate::config::{ClientBuilder, TokenFuture, TokenProvider, url::SmtpUrl};
+
 /// Runs a future inside a `tracing` span when the `tracing` feature is on; otherwise the
 /// span expression is not even evaluated.
 #[cfg(feature = "tracing")]
@@ -27,25 +43,9 @@ macro_rules! in_span {
     };
 }
 
-mod builder;
 mod connector;
-pub mod url;
 
-use std::collections::VecDeque;
-
-use bytes::Bytes;
-
-use crate::driver::Driver;
-use crate::proto::address::Envelope;
-use crate::proto::capabilities::Capabilities;
-use crate::proto::error::{Error, Phase};
-use crate::proto::params::MessageOptions;
-use crate::proto::reply::Reply;
-use crate::proto::session::{Event, MessageId, SendReport, Session};
-
-pub use builder::{ClientBuilder, TokenFuture, TokenProvider};
 pub use connector::Connector;
-pub use url::SmtpUrl;
 
 /// One SMTP connection, ready to send.
 ///

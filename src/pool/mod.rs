@@ -42,6 +42,7 @@
 //! ```
 
 mod bulk;
+mod policy;
 
 use std::fmt;
 use std::future::Future;
@@ -55,6 +56,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::client::{Client, Connector};
+use crate::metrics::Counter;
 use crate::proto::address::Envelope;
 use crate::proto::capabilities::Capabilities;
 use crate::proto::error::Error;
@@ -83,6 +85,9 @@ pub enum PoolError {
     /// The pool was closed ([`Pool::close`]), before or while waiting.
     #[error("the pool is closed")]
     Closed,
+    /// The rate limiter did not grant the send ([`PoolBuilder::rate_limiter`]).
+    #[error(transparent)]
+    Rate(#[from] crate::rate::RateError),
 }
 
 impl PoolError {
@@ -100,6 +105,7 @@ impl PoolError {
             PoolError::Smtp(e) => e.is_transient(),
             PoolError::Timeout(_) => true,
             PoolError::Closed => false,
+            PoolError::Rate(e) => e.is_transient(),
         }
     }
 
@@ -167,6 +173,8 @@ pub struct PoolConfig {
     max_messages: Option<u64>,
     probe_after: Option<Duration>,
     probe_timeout: Duration,
+    /// Rate limit, retries and metrics (`policy.rs`).
+    policy: policy::Policy,
 }
 
 impl Default for PoolConfig {
@@ -179,6 +187,7 @@ impl Default for PoolConfig {
             max_messages: None,
             probe_after: Some(Duration::from_secs(10)),
             probe_timeout: Duration::from_secs(30),
+            policy: policy::Policy::default(),
         }
     }
 }
@@ -303,6 +312,7 @@ impl Inner {
     /// the background (bounded by the probe timeout); a broken one is just dropped.
     fn discard(&self, client: Client) {
         bump(&self.counters.discarded, 1, "discarded");
+        self.config.policy.count(Counter::ConnectionsDiscarded);
         if client.is_reusable() {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 let limit = self.config.probe_timeout;
@@ -381,6 +391,7 @@ impl Pool {
             if let Some(ready) = self.revive(&mut idle, deadline).await {
                 if ready {
                     bump(&self.inner.counters.reused, 1, "reused");
+                    self.inner.config.policy.count(Counter::ConnectionsReused);
                     return Ok(PooledClient::new(idle, permit, self.inner.clone()));
                 }
             }
@@ -390,14 +401,17 @@ impl Pool {
             Ok(Ok(client)) => client,
             Ok(Err(e)) => {
                 bump(&self.inner.counters.connect_failures, 1, "connect_failures");
+                self.inner.config.policy.count(Counter::ConnectionsFailed);
                 return Err(e.into());
             }
             Err(_) => {
                 bump(&self.inner.counters.connect_failures, 1, "connect_failures");
+                self.inner.config.policy.count(Counter::ConnectionsFailed);
                 return Err(PoolError::Timeout(limit));
             }
         };
         bump(&self.inner.counters.opened, 1, "opened");
+        self.inner.config.policy.count(Counter::ConnectionsOpened);
         let now = Instant::now();
         Ok(PooledClient::new(
             Idle { client: opened, born: now, since: now, messages: 0 },
@@ -470,6 +484,7 @@ impl Pool {
         let mut quits = tokio::task::JoinSet::new();
         for conn in idle {
             bump(&self.inner.counters.discarded, 1, "discarded");
+            self.inner.config.policy.count(Counter::ConnectionsDiscarded);
             quits.spawn(async move {
                 let _ = timeout(limit, conn.client.quit()).await;
             });

@@ -69,7 +69,7 @@ pub enum CustomCommandError {
     #[error("command arguments contain control byte 0x{0:02x}")]
     ControlByte(u8),
     /// RFC 5321 section 4.5.3.1.4: "The maximum total length of a command line including
-    /// the command word and the <CRLF> is 512 octets."
+    /// the command word and the `<CRLF>` is 512 octets."
     #[error("command line longer than 512 octets")]
     TooLong,
     /// The verb changes session state that the session must own: use the dedicated API.

@@ -39,7 +39,7 @@ pub enum BodyError {
         offset: usize,
     },
     /// RFC 5321 section 4.5.3.1.6: "The maximum total length of a text line including the
-    /// <CRLF> is 1000 octets (not counting the leading dot duplicated for transparency)."
+    /// `<CRLF>` is 1000 octets (not counting the leading dot duplicated for transparency)."
     #[error("line {line} is {len} octets; at most 998 are allowed before CRLF")]
     LineTooLong {
         /// 1-based line number.

@@ -263,6 +263,10 @@ pub enum Error {
     /// connection was shut down and nothing more is written on it.
     #[error("an earlier operation on this connection was cancelled; the connection is unusable")]
     Cancelled,
+    /// A local transport (the `sendmail` program) failed; see
+    /// [`TransportError`](crate::transport::TransportError).
+    #[error("{0}")]
+    Transport(crate::transport::TransportError),
     /// An internal invariant of smtpkit was broken. This is a bug in smtpkit, never the
     /// server's or the caller's doing; the connection is closed.
     #[error("internal error in smtpkit (a bug): {0}")]
@@ -310,6 +314,8 @@ impl Error {
             | Error::SessionClosed
             | Error::Cancelled => Fault::Caller,
             Error::Internal(_) => Fault::Internal,
+            Error::Transport(e) if e.is_caller() => Fault::Caller,
+            Error::Transport(_) => Fault::Server,
         }
     }
 
@@ -320,6 +326,7 @@ impl Error {
             Error::Rejected { reply, .. } | Error::AuthFailed(reply) => reply.is_transient(),
             Error::RecipientsRejected { recipients } => recipients.iter().any(|r| r.reply.is_transient()),
             Error::Protocol(_) | Error::Timeout(_) | Error::ConnectionClosed(_) | Error::Io(_) => true,
+            Error::Transport(e) => e.is_transient(),
             _ => false,
         }
     }
@@ -337,6 +344,7 @@ impl Error {
             | Error::Input(_)
             | Error::Config(_)
             | Error::Tls(_) => true,
+            Error::Transport(e) => !e.is_transient(),
             _ => false,
         }
     }

@@ -1,6 +1,6 @@
 //! Server replies and the incremental reply parser.
 //!
-//! RFC 5321 section 4.2: "Reply-line = *( Reply-code "-" [ textstring ] CRLF ) Reply-code
+//! RFC 5321 section 4.2: "Reply-line = *( Reply-code "-" \[ textstring \] CRLF ) Reply-code
 //! [ SP textstring ] CRLF". The parser frames before it parses, with hard caps on line
 //! length, line count and reply size, and treats "not enough bytes yet" as a normal result.
 

@@ -284,8 +284,9 @@ impl Kind {
 struct Pending {
     kind: Kind,
     sent_at: Option<Instant>,
-    /// Position in the output (see [`Session::mark`]): written once the output up to it is.
-    mark: u64,
+    /// Output position just past the command's last octet: the command is written (its
+    /// deadline starts) once [`Session::wrote`] has reported the output up to here.
+    end: u64,
 }
 
 #[derive(Debug)]
@@ -313,10 +314,10 @@ struct Tx {
     bdat_failed: Option<Reply>,
     /// DATA got 354 although nothing can be delivered: only the terminator is sent.
     aborting: bool,
-    /// The end of data was handed to the driver: from here on a lost link is ambiguous.
+    /// The write carrying the last octet of the end of data completed: from here on a lost
+    /// link is ambiguous.
     end_written: bool,
-    /// Position of the end of data in the output once it is queued there (see
-    /// [`Session::mark`]).
+    /// Output position just past the end of data, once it is queued.
     end_mark: Option<u64>,
     /// LMTP per-recipient replies after the final dot.
     lmtp: Vec<Reply>,
@@ -398,12 +399,18 @@ pub struct Session {
     out: Vec<u8>,
     /// Output that goes before `out`: sealed copies of it and body pieces sent without a
     /// copy, each with the output position it ends at.
-    segments: VecDeque<(Bytes, u64)>,
+    segments: VecDeque<Bytes>,
     /// An emptied output buffer given back with [`Session::recycle`], for the next output.
     spare: Vec<u8>,
-    /// Counts the things in the output whose writing matters (commands awaiting a reply,
-    /// ends of data), so that handing over one segment marks exactly those it holds.
-    marks: u64,
+    /// Octets queued before `out` (handed over or in `segments`): `out` starts here in the
+    /// concatenation of all output.
+    out_base: u64,
+    /// Octets handed over by [`Session::poll_transmit`].
+    handed: u64,
+    /// Octets the driver reported written with [`Session::wrote`].
+    written: u64,
+    /// Client transcript lines whose command is not written yet, with its end position.
+    unsent_trace: VecDeque<(u64, TraceLine)>,
     in_flight: VecDeque<Pending>,
     ops: VecDeque<Op>,
     txs: VecDeque<Tx>,
@@ -452,7 +459,7 @@ impl Session {
     pub fn new(config: SessionConfig, now: Instant) -> Self {
         let parser = ReplyParser::new(config.reply_limits);
         let mut in_flight = VecDeque::new();
-        in_flight.push_back(Pending { kind: Kind::Greeting, sent_at: Some(now), mark: 0 });
+        in_flight.push_back(Pending { kind: Kind::Greeting, sent_at: Some(now), end: 0 });
         Self {
             config,
             stage: Stage::Greeting,
@@ -461,7 +468,10 @@ impl Session {
             out: Vec::new(),
             segments: VecDeque::new(),
             spare: Vec::new(),
-            marks: 0,
+            out_base: 0,
+            handed: 0,
+            written: 0,
+            unsent_trace: VecDeque::new(),
             in_flight,
             ops: VecDeque::new(),
             txs: VecDeque::new(),
@@ -638,19 +648,49 @@ impl Session {
         }
     }
 
-    /// The next bytes to write, if any. `now` starts the deadlines of the commands in them.
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
+    /// The next bytes to write, if any. Handing them over writes nothing yet: report each
+    /// completed write with [`Session::wrote`], in order, before feeding the input that
+    /// follows it.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
         self.fill_body();
-        if let Some((segment, upto)) = self.segments.pop_front() {
-            self.mark(upto, now);
-            return Some(segment);
+        let next = match self.segments.pop_front() {
+            Some(segment) => segment,
+            None if self.out.is_empty() => return None,
+            None => {
+                self.out_base += self.out.len() as u64;
+                let spare = std::mem::take(&mut self.spare);
+                Bytes::from(std::mem::replace(&mut self.out, spare))
+            }
+        };
+        self.handed += next.len() as u64;
+        Some(next)
+    }
+
+    /// The stream accepted `octets` more of the output, counted over the concatenation of
+    /// everything [`Session::poll_transmit`] handed over, in order. A command's reply
+    /// deadline starts when the write carrying its last octet completed; the end of data
+    /// counts as written (a later loss is [`Error::Ambiguous`]) only then.
+    pub fn wrote(&mut self, octets: usize, now: Instant) {
+        if matches!(self.stage, Stage::Closed) {
+            return;
         }
-        if self.out.is_empty() {
-            return None;
+        self.written += octets as u64;
+        if self.written > self.handed {
+            self.fatal(Error::Internal("more octets written than handed over"));
+            return;
         }
-        self.mark(self.marks, now);
-        let next = std::mem::take(&mut self.spare);
-        Some(Bytes::from(std::mem::replace(&mut self.out, next)))
+        let upto = self.written;
+        for p in self.in_flight.iter_mut().filter(|p| p.sent_at.is_none() && p.end <= upto) {
+            p.sent_at = Some(now);
+        }
+        for tx in self.txs.iter_mut().filter(|t| t.end_mark.is_some_and(|m| m <= upto)) {
+            tx.end_written = true;
+        }
+        while self.unsent_trace.front().is_some_and(|(end, _)| *end <= upto) {
+            if let Some((_, line)) = self.unsent_trace.pop_front() {
+                self.trace.push_back(line);
+            }
+        }
     }
 
     /// Gives back output that [`Session::poll_transmit`] returned, once it is written: its
@@ -792,9 +832,10 @@ impl Session {
         if pending.sent_at.is_none() {
             // A reply to a command not yet written cannot be its reply: the server runs
             // ahead of the client (or something injected lines), and matching it to the
-            // command would desynchronise every later reply.
+            // command would desynchronise every later reply. A 421 is the server closing
+            // before it read the command (say, idle too long): reported as such.
             self.in_flight.push_front(pending);
-            self.fatal(ProtocolError::Unsolicited(reply).into());
+            self.on_unsolicited(reply);
             return;
         }
         // RFC 5321 section 4.2: 3yz asks for more input; only DATA (354) and AUTH (334) may
@@ -1413,6 +1454,12 @@ impl Session {
     // ---- output ----------------------------------------------------------------------
 
     fn push_command(&mut self, cmd: &Command<'_>, kind: Kind) {
+        self.put_command(cmd);
+        self.expect_reply(kind);
+    }
+
+    /// Encodes `cmd` into the output; its transcript line shows once it is written.
+    fn put_command(&mut self, cmd: &Command<'_>) {
         let start = self.out.len();
         cmd.encode(&mut self.out);
         if self.config.trace {
@@ -1424,49 +1471,48 @@ impl Session {
                     String::from_utf8_lossy(line).into_owned()
                 }
             };
-            self.trace.push_back(TraceLine { direction: Direction::Client, text });
+            self.trace_client(text);
         }
-        self.expect_reply(kind);
+    }
+
+    /// A client transcript line for what was just queued: shown once it is written.
+    fn trace_client(&mut self, text: String) {
+        let line = TraceLine { direction: Direction::Client, text };
+        self.unsent_trace.push_back((self.queued_end(), line));
+    }
+
+    /// The output position just past everything queued so far.
+    fn queued_end(&self) -> u64 {
+        self.out_base + self.out.len() as u64
     }
 
     /// Awaits a reply to what was just put in the output.
     fn expect_reply(&mut self, kind: Kind) {
-        self.marks += 1;
-        self.in_flight.push_back(Pending { kind, sent_at: None, mark: self.marks });
+        let end = self.queued_end();
+        self.in_flight.push_back(Pending { kind, sent_at: None, end });
     }
 
     /// The end of data of `id` was just put in the output.
     fn end_queued(&mut self, id: MessageId) {
-        self.marks += 1;
-        let mark = self.marks;
+        let end = self.queued_end();
         if let Some(tx) = self.tx_mut(id) {
-            tx.end_mark = Some(mark);
+            tx.end_mark = Some(end);
         }
     }
 
     /// Queues `piece` for writing after what is in `out`, without copying it.
     fn push_segment(&mut self, piece: Bytes) {
         self.seal_out();
-        self.segments.push_back((piece, self.marks));
+        self.out_base += piece.len() as u64;
+        self.segments.push_back(piece);
     }
 
     /// Moves what `out` holds into a segment of its own, so later segments follow it.
     fn seal_out(&mut self) {
         if !self.out.is_empty() {
+            self.out_base += self.out.len() as u64;
             let sealed = Bytes::from(std::mem::take(&mut self.out));
-            self.segments.push_back((sealed, self.marks));
-        }
-    }
-
-    /// Everything in the output up to `upto` has been handed to the driver: commands in it
-    /// are written (their deadlines start `now`), and so are ends of data (a lost link is
-    /// ambiguous from here on).
-    fn mark(&mut self, upto: u64, now: Instant) {
-        for p in self.in_flight.iter_mut().filter(|p| p.sent_at.is_none() && p.mark <= upto) {
-            p.sent_at = Some(now);
-        }
-        for tx in self.txs.iter_mut().filter(|t| t.end_mark.is_some_and(|m| m <= upto)) {
-            tx.end_written = true;
+            self.segments.push_back(sealed);
         }
     }
 
@@ -1481,10 +1527,14 @@ impl Session {
         }
     }
 
-    /// Drops every byte not yet handed over.
+    /// Drops every byte not yet handed over, and the transcript lines of commands that
+    /// will now never be written.
     fn clear_output(&mut self) {
         self.out.clear();
         self.segments.clear();
+        self.out_base = self.handed;
+        let handed = self.handed;
+        self.unsent_trace.retain(|(end, _)| *end <= handed);
     }
 
     fn trace_reply(&mut self, reply: &Reply) {
@@ -1510,7 +1560,7 @@ impl Session {
 
     /// Streams the current body into the output buffer up to the high-water mark.
     fn fill_body(&mut self) {
-        while self.out.len() + self.segments.iter().map(|(s, _)| s.len()).sum::<usize>() < OUT_HIGH_WATER {
+        while self.queued_end() - self.handed < OUT_HIGH_WATER as u64 {
             let Some(state) = self.body.as_mut() else { return };
             if state.paused {
                 return;
@@ -1600,8 +1650,10 @@ impl Session {
             }
         }
         let size = chunk.len() as u64;
-        self.push_command(&Command::Bdat { size, last }, Kind::Bdat(id, last));
+        self.put_command(&Command::Bdat { size, last });
         self.out.extend_from_slice(&chunk);
+        // The chunk's reply is due once its last octet is written.
+        self.expect_reply(Kind::Bdat(id, last));
         if last {
             self.end_queued(id);
         }
@@ -1610,8 +1662,7 @@ impl Session {
 
     fn trace_data(&mut self, octets: usize) {
         if self.config.trace {
-            let text = format!("[message data: {octets} octets]");
-            self.trace.push_back(TraceLine { direction: Direction::Client, text });
+            self.trace_client(format!("[message data: {octets} octets]"));
         }
     }
 

@@ -394,3 +394,50 @@ async fn submitted_messages_get_an_outcome_after_a_dropped_operation() {
     assert!(client.next_outcome().await.is_none());
     assert!(!client.is_reusable());
 }
+
+/// RELIABILITY.md rule 15: a server that swallows QUIT holds the caller 10 s (the QUIT
+/// deadline), not the 5-minute command deadline, and the outcome already reported stands.
+#[tokio::test(start_paused = true)]
+async fn a_swallowed_quit_waits_only_the_quit_deadline() {
+    let mut steps: Vec<Step> = HELLO.into_iter().collect();
+    steps.extend([
+        Step::Expect("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"),
+        Step::Say("250 ok\r\n250 ok\r\n354 go\r\n"),
+        Step::Expect("x\r\n.\r\n"),
+        Step::Say("250 queued\r\n"),
+        Step::Expect("QUIT\r\n"),
+        Step::Hang(Duration::from_secs(3600)),
+    ]);
+    let mut client = connect(steps, plain()).await.unwrap();
+    client.send(&env(), "x").await.unwrap();
+    let start = Instant::now();
+    let err = client.quit().await.unwrap_err();
+    assert!(matches!(err, Error::Timeout(Phase::Quit)), "{err:?}");
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(10) && waited <= Duration::from_secs(11), "{waited:?}");
+    // Configurable.
+    let mut steps: Vec<Step> = HELLO.into_iter().collect();
+    steps.extend([Step::Expect("QUIT\r\n"), Step::Hang(Duration::from_secs(3600))]);
+    let timeouts = Timeouts { quit: Duration::from_secs(2), ..Timeouts::default() };
+    let client = connect(steps, plain().timeouts(timeouts)).await.unwrap();
+    let start = Instant::now();
+    assert!(client.quit().await.is_err());
+    assert!(start.elapsed() <= Duration::from_secs(3), "{:?}", start.elapsed());
+}
+
+/// A connect that failed (STARTTLS stripped) writes its QUIT and returns at once: it does
+/// not wait for a reply that may never come.
+#[tokio::test(start_paused = true)]
+async fn a_failed_connect_never_waits_for_the_quit_reply() {
+    let steps = vec![
+        Step::Say("220 mx.test ESMTP\r\n"),
+        Step::Expect("EHLO localhost\r\n"),
+        Step::Say("250-mx.test\r\n250 AUTH PLAIN\r\n"),
+        Step::Expect("QUIT\r\n"),
+        Step::Hang(Duration::from_secs(3600)),
+    ];
+    let start = Instant::now();
+    let err = connect(steps, Client::builder("localhost")).await.unwrap_err();
+    assert!(matches!(err, Error::ExtensionMissing(smtpkit::Extension::StartTls)), "{err:?}");
+    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+}

@@ -4,6 +4,7 @@
 //! without it they print a SKIPPED notice and return.
 
 mod auth;
+mod bulk_policy;
 mod cancel;
 #[cfg(feature = "dkim")]
 mod dkim;
@@ -14,11 +15,15 @@ mod interop;
 mod ledger;
 mod mime;
 mod mime_delivery;
+mod params;
 mod parity;
 mod pool;
+#[cfg(feature = "redis")]
+mod rate_redis;
 mod round_trips;
 mod session;
 mod smoke;
 mod smuggling;
 mod support;
 mod transcripts;
+mod transport;

@@ -35,6 +35,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::session::Transmit;
 use bytes::Bytes;
 use smtpkit::proto::dot_stuff::LineEndings;
 use smtpkit::proto::params::{EnvId, Notify, Ret};
@@ -465,7 +466,7 @@ struct Runner {
 impl Runner {
     /// What a driver does after every input: write everything, collect every event.
     fn pump(&mut self) {
-        while let Some(bytes) = self.session.poll_transmit(self.now) {
+        while let Some(bytes) = self.session.transmit(self.now) {
             self.written.extend_from_slice(&bytes);
         }
         while let Some(event) = self.session.poll_event() {

@@ -183,6 +183,17 @@ pub fn aiosmtpd_or_skip(test: &str) -> Option<Server> {
     server
 }
 
+/// The Redis server's URL (`redis://127.0.0.1:PORT`) from the environment, printing the
+/// skip notice for `test` when interop is off (panics when required and missing).
+#[cfg(feature = "redis")]
+pub fn redis_or_skip(test: &str) -> Option<String> {
+    if !interop_enabled("redis") {
+        skip(test);
+        return None;
+    }
+    Some(var("SMTPKIT_REDIS_URL"))
+}
+
 /// Polls `server`'s maildir every 50 ms until at least `expected` deliveries whose data
 /// contains `marker` are there, or `timeout` has passed; returns the matching
 /// deliveries in delivery order (possibly fewer than `expected` on timeout, or more if

@@ -1,17 +1,16 @@
-//! [`ClientBuilder`]: the options of a connection, checked once when built.
+//! The builder of client settings, shared by the async and the blocking client: it holds
+//! no tokio type, so `smtpkit::blocking` builds without tokio.
 
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tokio_rustls::rustls::ClientConfig;
+use rustls::ClientConfig;
 
-use super::Client;
-use super::connector::{Connector, ConnectorInner};
+use super::TraceSink;
+use super::tls::{TlsOptions, TlsTarget, parse_pem_certs, parse_pem_key, server_name};
 use super::url::SmtpUrl;
-use crate::driver::tls::{TlsOptions, parse_pem_certs, parse_pem_key, server_name};
-use crate::driver::{TlsTarget, TraceSink};
 use crate::proto::address::EhloName;
 use crate::proto::dot_stuff::LineEndings;
 use crate::proto::error::Error;
@@ -150,7 +149,7 @@ impl ClientBuilder {
     }
 
     /// Speak LMTP (RFC 2033): LHLO, and one reply per accepted recipient after the data,
-    /// reported per recipient in the [`SendReport`](crate::SendReport).
+    /// reported per recipient in the [`SendReport`].
     pub fn lmtp(mut self, on: bool) -> Self {
         self.session.lmtp = on;
         self
@@ -213,8 +212,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Builds a reusable [`Connector`] (loads the trust store once).
-    pub fn build(self) -> Result<Connector, Error> {
+    /// Checks the settings and resolves the defaults: what every connection is made from.
+    pub(crate) fn into_parts(self) -> Result<ConnectorInner, Error> {
         // Invalid credentials are a typed error before any connection is opened.
         if let Some(creds) = &self.session.credentials {
             creds.validate().map_err(|e| Error::Input(e.into()))?;
@@ -232,13 +231,25 @@ impl ClientBuilder {
         session.trace = self.trace.is_some() || cfg!(feature = "tracing");
         session.server_name = self.host.clone();
         session.server_port = port;
-        let inner =
-            ConnectorInner { host: self.host, port, session, tls, trace: self.trace, oauth: self.oauth };
-        Ok(Connector { inner: Arc::new(inner) })
+        Ok(ConnectorInner { host: self.host, port, session, tls, trace: self.trace, oauth: self.oauth })
     }
+}
 
-    /// Builds and connects.
-    pub async fn connect(self) -> Result<Client, Error> {
-        self.build()?.connect().await
-    }
+/// The checked settings of a connector.
+pub(crate) struct ConnectorInner {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) session: SessionConfig,
+    pub(crate) tls: Option<TlsTarget>,
+    pub(crate) trace: Option<TraceSink>,
+    pub(crate) oauth: Option<(String, TokenProvider)>,
+}
+
+/// 144 random bits for a SCRAM client nonce, base64 (never a `,`). Without an OS random
+/// source SCRAM is simply not offered to the server.
+pub(crate) fn scram_nonce() -> Option<String> {
+    use base64::Engine as _;
+    let mut raw = [0u8; 18];
+    getrandom::fill(&mut raw).ok()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(raw))
 }
