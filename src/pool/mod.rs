@@ -59,6 +59,7 @@ use crate::client::{Client, Connector};
 use crate::metrics::Counter;
 use crate::proto::address::Envelope;
 use crate::proto::capabilities::Capabilities;
+use crate::proto::code::ReplyCode;
 use crate::proto::error::Error;
 use crate::proto::params::MessageOptions;
 use crate::proto::reply::Reply;
@@ -436,7 +437,11 @@ impl Pool {
         if c.probe_after.is_some_and(|t| idle_for >= t) {
             bump(&self.inner.counters.probes, 1, "probes");
             let limit = (Instant::now() + c.probe_timeout).min(deadline);
-            return Some(matches!(timeout_at(limit, idle.client.noop()).await, Ok(Ok(r)) if r.is_positive()));
+            // RFC 5321 4.1.1.9: "This command [NOOP] ... specifies no action other than
+            // that the receiver send a "250 OK" reply." Anything else (a 221 that means the
+            // server is closing, say) is a connection not to hand out.
+            let probe = timeout_at(limit, idle.client.noop()).await;
+            return Some(matches!(probe, Ok(Ok(r)) if r.code() == ReplyCode::OK));
         }
         Some(true)
     }

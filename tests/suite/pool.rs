@@ -451,3 +451,21 @@ async fn send_each_hands_over_every_outcome_once() {
     assert_eq!(server.messages().len(), 24);
     server.shutdown().await;
 }
+
+/// RFC 5321 4.1.1.9: NOOP is answered "250 OK". A probe answered otherwise (here `221`,
+/// a server saying goodbye) fails: the connection is closed, never handed out.
+#[tokio::test(start_paused = true)]
+async fn the_idle_probe_accepts_only_250() {
+    let rule = FaultRule::new(Step::Noop, Fault::Reply { code: 221, text: "2.0.0 closing".into() });
+    let server = Arc::new(TestServer::builder().fault(rule).start().await.unwrap());
+    let pool = memory_pool(&server, Timeouts::default()).probe_after(Some(Duration::from_secs(5))).build();
+    let env = envelope(&["a@example.com"]);
+    pool.get().await.unwrap().send(&env, message(0)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    pool.get().await.unwrap().send(&env, message(1)).await.unwrap();
+    let stats = pool.stats();
+    assert_eq!((stats.opened, stats.probes, stats.discarded), (2, 1, 1), "{stats:?}");
+    assert_eq!(server.messages().iter().map(|m| m.connection).collect::<Vec<_>>(), [0, 1]);
+    drop(pool);
+    stop(server).await;
+}
