@@ -441,3 +441,38 @@ async fn a_failed_connect_never_waits_for_the_quit_reply() {
     assert!(matches!(err, Error::ExtensionMissing(smtpkit::Extension::StartTls)), "{err:?}");
     assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
 }
+
+/// The examples' output contract, shared by `examples/send` and `examples/compose`.
+#[allow(dead_code)]
+#[path = "../../examples/common/outcome.rs"]
+mod outcome;
+
+/// One exit status table (issue 10 #8): a refused greeting, a missing extension and a size
+/// limit are not connection failures (4); every other code is unchanged.
+#[test]
+fn the_examples_exit_codes_follow_one_table() {
+    use smtpkit::{Extension, Reply};
+    let rejected =
+        |phase, code| Error::Rejected { phase, reply: Reply::single(code, "no"), recipients: vec![] };
+    let cases = [
+        (rejected(Phase::Greeting, 554), 5),
+        (rejected(Phase::Ehlo, 550), 5),
+        (Error::ExtensionMissing(Extension::SmtpUtf8), 5),
+        (Error::ExtensionMissing(Extension::EightBitMime), 5),
+        (Error::MessageTooLarge { size: 10, max: 5 }, 5),
+        (rejected(Phase::Mail, 550), 1),
+        (rejected(Phase::DataEnd, 554), 1),
+        (Error::RecipientsRejected { recipients: vec![] }, 1),
+        (Error::Config("bad".into()), 2),
+        (Error::Ambiguous { cause: Box::new(Error::Timeout(Phase::DataEnd)), recipients: vec![] }, 3),
+        (Error::ExtensionMissing(Extension::StartTls), 4),
+        (rejected(Phase::StartTls, 454), 4),
+        (Error::AuthFailed(Reply::single(535, "no")), 4),
+        (Error::InsecureAuth, 4),
+        (Error::Timeout(Phase::Connect), 4),
+        (Error::ConnectionClosed(Phase::Mail), 4),
+    ];
+    for (e, code) in cases {
+        assert_eq!(outcome::exit_code_for(&e), code, "{e:?}");
+    }
+}
