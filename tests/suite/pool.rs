@@ -469,3 +469,30 @@ async fn the_idle_probe_accepts_only_250() {
     drop(pool);
     stop(server).await;
 }
+
+/// `PoolError` answers the same questions as `Error` (issue 11 #3), and `Error` names its
+/// phase and whether a deadline passed.
+#[tokio::test]
+async fn pool_errors_offer_the_predicates_of_errors() {
+    use smtpkit::{Fault as Blame, Phase};
+    let server =
+        TestServer::builder().reject_recipient("bad@example.com", 550, "5.1.1 no").start().await.unwrap();
+    let pool = tcp_pool(&server).max_connections(1).wait_timeout(Duration::from_millis(100)).build();
+    let err = PoolError::from(
+        pool.get().await.unwrap().send(&envelope(&["bad@example.com"]), message(0)).await.unwrap_err(),
+    );
+    assert!(err.is_permanent() && !err.is_transient() && !err.is_ambiguous() && !err.is_timeout(), "{err}");
+    assert_eq!((err.fault(), err.phase()), (Blame::Server, Some(Phase::Rcpt)));
+    assert_eq!(err.recipients().len(), 1);
+    let held = pool.get().await.unwrap();
+    let busy = pool.get().await.unwrap_err();
+    assert!(busy.is_timeout() && busy.is_transient() && !busy.is_permanent(), "{busy}");
+    assert_eq!((busy.fault(), busy.phase()), (Blame::Network, None));
+    drop(held);
+    let timeout = Error::Ambiguous { cause: Box::new(Error::Timeout(Phase::DataEnd)), recipients: vec![] };
+    assert!(timeout.is_timeout());
+    assert_eq!(timeout.phase(), Some(Phase::DataEnd));
+    pool.close().await;
+    assert!(pool.get().await.unwrap_err().is_permanent());
+    server.shutdown().await;
+}
