@@ -4,6 +4,8 @@
 //! without it they print a SKIPPED notice and return.
 
 mod auth;
+mod blocking;
+mod blocking_transcripts;
 mod bulk_policy;
 mod cancel;
 #[cfg(feature = "dkim")]
@@ -15,15 +17,21 @@ mod interop;
 mod ledger;
 mod mime;
 mod mime_delivery;
+mod mime_parts;
+mod mime_policy;
+mod outcomes;
 mod params;
 mod parity;
 mod pool;
 #[cfg(feature = "redis")]
 mod rate_redis;
+mod raw_headers;
 mod round_trips;
 mod session;
+mod sink;
 mod smoke;
 mod smuggling;
 mod support;
 mod transcripts;
 mod transport;
+mod transport_mailer;
