@@ -16,7 +16,8 @@
 //!
 //! Output and exit status as `examples/send`: `accepted ...` / `rejected ...` per recipient,
 //! `ambiguous ...`, `error: ...`; 0 only when every recipient was accepted, 1 rejected,
-//! 2 usage, 3 ambiguous, 4 connection/TLS/auth.
+//! 2 usage, 3 ambiguous, 4 connection/TLS/auth, 5 session refused or the server cannot
+//! take this message (missing extension, size limit): the table in `examples/send`.
 
 use std::process::ExitCode;
 

@@ -27,9 +27,19 @@
 //! as its class with `.0.0`); `ambiguous <cause>` when the link failed after the final dot
 //! and delivery is unknown; `error: ...` on stderr for anything else.
 //!
-//! Exit status: 0 when every recipient was accepted; 1 when any was rejected; 2 for usage
-//! or configuration errors; 3 when the outcome is ambiguous; 4 for connection, TLS or
-//! authentication failures.
+//! Exit status (one table for `send` and `compose`):
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0 | every recipient was accepted |
+//! | 1 | the server refused the message or some of its recipients (`rejected` lines) |
+//! | 2 | usage or configuration: a bad URL, envelope, file or option |
+//! | 3 | ambiguous: the link failed after the final dot; the message may have been delivered |
+//! | 4 | connection, TLS or authentication failure (network, timeout, certificate, STARTTLS missing or refused, AUTH refused, a server that broke the protocol) |
+//! | 5 | the server refused the session (greeting or EHLO refused) or cannot take this message (a needed extension such as SMTPUTF8 or 8BITMIME is missing, or the message exceeds its SIZE) |
+//!
+//! The goodbye is bounded: `QUIT` waits at most 10 s for its `221`, and its result never
+//! changes the exit status.
 
 use std::process::ExitCode;
 

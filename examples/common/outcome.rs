@@ -56,11 +56,25 @@ fn full_text(reply: &Reply) -> String {
     }
 }
 
-/// 2 usage or configuration, 3 ambiguous, 1 rejected, 4 connection, TLS or authentication.
+/// The exit status table of `examples/send` and `examples/compose`:
+///
+/// | code | meaning |
+/// |------|---------|
+/// | 0 | every recipient was accepted |
+/// | 1 | the server refused the message or some of its recipients (`rejected` lines) |
+/// | 2 | usage or configuration: a bad URL, envelope, file or option |
+/// | 3 | ambiguous: the link failed after the final dot; the message may have been delivered |
+/// | 4 | connection, TLS or authentication failure (network, timeout, certificate, STARTTLS missing or refused, AUTH refused, a server that broke the protocol) |
+/// | 5 | the server refused the session (greeting or EHLO refused) or cannot take this message (a needed extension such as SMTPUTF8 or 8BITMIME is missing, or the message exceeds its SIZE) |
 pub fn exit_code_for(e: &Error) -> u8 {
+    use smtpkit::{Extension, Phase};
     match e {
         Error::Config(_) | Error::Input(_) => 2,
         Error::Ambiguous { .. } => 3,
+        Error::Rejected { phase: Phase::Greeting | Phase::Ehlo | Phase::Helo, .. } => 5,
+        Error::ExtensionMissing(Extension::StartTls | Extension::Auth) => 4,
+        Error::ExtensionMissing(_) | Error::MessageTooLarge { .. } => 5,
+        Error::Rejected { phase: Phase::StartTls, .. } => 4,
         Error::Rejected { .. } | Error::RecipientsRejected { .. } => 1,
         _ => 4,
     }

@@ -15,21 +15,16 @@
 pub use crate::config::url;
 
 use std::collections::VecDeque;
-use std::net::IpAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::config::{ConnectorInner, scram_nonce};
-use crate::driver::transport::{BoxStream, Stream, Transport};
-use crate::driver::{Driver, now};
+use crate::driver::Driver;
 use crate::proto::address::Envelope;
 use crate::proto::capabilities::Capabilities;
-use crate::proto::error::Error;
+use crate::proto::error::{Error, Phase};
 use crate::proto::params::MessageOptions;
 use crate::proto::reply::Reply;
-use crate::proto::sasl::Credentials;
-use crate::proto::session::{Event, MessageId, SendReport, Session, SessionConfig, TlsPolicy};
+use crate::proto::session::{Event, MessageId, SendReport, Session};
 
 pub use crate::config::{ClientBuilder, TokenFuture, TokenProvider, url::SmtpUrl};
 
@@ -48,139 +43,27 @@ macro_rules! in_span {
     };
 }
 
-impl ClientBuilder {
-    /// Builds a reusable [`Connector`] (loads the trust store once).
-    pub fn build(self) -> Result<Connector, Error> {
-        Ok(Connector { inner: Arc::new(self.into_parts()?) })
-    }
+mod connector;
 
-    /// Builds and connects.
-    pub async fn connect(self) -> Result<Client, Error> {
-        self.build()?.connect().await
-    }
-}
-
-/// A cheap-to-clone recipe for connections to one server with one configuration.
-#[derive(Clone)]
-pub struct Connector {
-    inner: Arc<ConnectorInner>,
-}
-
-impl std::fmt::Debug for Connector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connector")
-            .field("host", &self.inner.host)
-            .field("port", &self.inner.port)
-            .field("tls", &self.inner.session.tls)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Connector {
-    /// The server host.
-    pub fn host(&self) -> &str {
-        &self.inner.host
-    }
-
-    /// The server port.
-    pub fn port(&self) -> u16 {
-        self.inner.port
-    }
-
-    /// The session configuration.
-    pub fn session_config(&self) -> &SessionConfig {
-        &self.inner.session
-    }
-
-    /// Opens a TCP connection (TCP_NODELAY on) and runs the handshake.
-    pub async fn connect(&self) -> Result<Client, Error> {
-        crate::connect::sniff::connect(self, &self.inner.net).await
-    }
-
-    /// Runs the handshake over a stream the caller opened (a proxy, a test duplex).
-    pub async fn connect_with<S: Stream>(&self, stream: S) -> Result<Client, Error> {
-        self.connect_dialed(stream, None).await
-    }
-
-    /// Runs the handshake over a stream whose local address is `local` (for the EHLO name).
-    pub(crate) async fn connect_dialed<S: Stream>(
-        &self,
-        stream: S,
-        local: Option<IpAddr>,
-    ) -> Result<Client, Error> {
-        #[cfg(feature = "tracing")]
-        let span = tracing::info_span!(
-            "smtp.connection",
-            host = %self.inner.host,
-            port = self.inner.port,
-            tls = ?self.inner.session.tls,
-        );
-        let result = in_span!(span.clone(), self.handshake(stream, local)).await;
-        #[cfg(feature = "tracing")]
-        let result = result.map(|mut client| {
-            client.span = span.clone();
-            tracing::info!(parent: &span, tls = client.is_tls(), "smtp session ready");
-            client
-        });
-        #[cfg(feature = "tracing")]
-        if let Err(e) = &result {
-            tracing::warn!(parent: &span, error = %e, "smtp connection failed");
-        }
-        result
-    }
-
-    async fn handshake<S: Stream>(&self, stream: S, local: Option<IpAddr>) -> Result<Client, Error> {
-        let boxed: BoxStream = Box::new(stream);
-        let mut config = self.inner.session.clone();
-        config.ehlo_name = crate::connect::ehlo::resolve_ehlo_name(&config.ehlo_name, local);
-        if let Some((user, provider)) = &self.inner.oauth {
-            config.credentials = Some(Credentials::oauth(user.clone(), provider().await?));
-        }
-        let mut session = Session::new(config, now());
-        if let Some(nonce) = scram_nonce() {
-            session.set_sasl_nonce(nonce);
-        }
-        let mut driver =
-            Driver::new(session, Transport::Plain(boxed), self.inner.tls.clone(), self.inner.trace.clone());
-        if self.inner.session.tls == TlsPolicy::Implicit {
-            driver.handshake().await?;
-            let verified = driver.tls_verified();
-            driver.session.tls_established(verified);
-        }
-        let outcome = driver
-            .run_until(|ev| match ev {
-                Event::Ready => Some(Ok(())),
-                Event::Closed(err) => Some(Err(err.unwrap_or(Error::SessionClosed))),
-                _ => None,
-            })
-            .await;
-        match outcome {
-            Some(Ok(())) => Ok(Client {
-                driver,
-                busy: false,
-                submitted: 0,
-                outcomes: VecDeque::new(),
-                #[cfg(feature = "tracing")]
-                span: tracing::Span::none(),
-            }),
-            Some(Err(e)) => {
-                // Let a QUIT already queued reach the server before closing.
-                let _ = driver.run_until(|ev| matches!(ev, Event::Closed(_)).then_some(())).await;
-                driver.shutdown().await;
-                Err(e)
-            }
-            None => Err(Error::SessionClosed),
-        }
-    }
-}
+pub use connector::Connector;
 
 /// One SMTP connection, ready to send.
-#[derive(Debug)]
+///
+/// **Cancellation.** Every async method takes `&mut self`; a future dropped before it
+/// completes (a caller's `timeout`, `select!`, an aborted task) may have left half a
+/// write on the stream. From then on the client is *cancelled*: nothing more is ever
+/// written on the connection except the transport shutdown, and every later operation
+/// returns [`Error::Cancelled`] at once ([`Client::quit`] only shuts the transport down).
+/// "Cancel-safe" below means that dropping the future loses nothing else: the connection
+/// is given up, but no message is reported sent that was not, and no byte is resent.
 pub struct Client {
     driver: Driver,
-    /// Set while an operation runs: if its future is dropped half way, the session state
-    /// is unknown and the client refuses further use.
+    /// Set while an operation runs: still set when the next one starts means its future
+    /// was dropped half way.
     busy: bool,
+    /// An operation's future was dropped: the session was closed with
+    /// [`Error::Cancelled`] and the stream is never written again.
+    cancelled: bool,
     /// Messages queued with [`Client::submit`] whose outcome [`Client::next_outcome`] has
     /// not returned yet.
     submitted: usize,
@@ -192,6 +75,19 @@ pub struct Client {
     span: tracing::Span,
 }
 
+/// Only state, never data: the session may hold a queued message body or an AUTH line.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("tls", &self.is_tls())
+            .field("ready", &self.driver.session.is_ready())
+            .field("closed", &self.driver.session.is_closed())
+            .field("cancelled", &(self.cancelled || self.busy))
+            .field("in_flight", &self.submitted)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Keeps a submitted message's outcome that surfaced while another operation ran.
 fn stash(outcomes: &mut VecDeque<(MessageId, Result<SendReport, Error>)>, event: Event) {
     if let Event::Message { id, result } = event {
@@ -199,7 +95,30 @@ fn stash(outcomes: &mut VecDeque<(MessageId, Result<SendReport, Error>)>, event:
     }
 }
 
+/// Ends a running operation. Not reached when its future is dropped: then `busy` stays
+/// set and the next call finds the client cancelled.
+fn done(busy: &mut bool) {
+    *busy = false;
+}
+
 impl Client {
+    pub(super) fn new(driver: Driver) -> Self {
+        Self {
+            driver,
+            busy: false,
+            cancelled: false,
+            submitted: 0,
+            outcomes: VecDeque::new(),
+            #[cfg(feature = "tracing")]
+            span: tracing::Span::none(),
+        }
+    }
+
+    #[cfg(feature = "tracing")]
+    pub(super) fn set_span(&mut self, span: tracing::Span) {
+        self.span = span;
+    }
+
     /// A builder for `host` (see [`ClientBuilder::new`]).
     pub fn builder(host: impl Into<String>) -> ClientBuilder {
         ClientBuilder::new(host)
@@ -214,6 +133,10 @@ impl Client {
     ///
     /// `Ok` means the server accepted responsibility (2xx to the final dot); the report
     /// lists every recipient, including rejected ones. See [`Error::is_ambiguous`].
+    ///
+    /// Cancel-safe in the sense of the type docs: dropped half way, the message counts as
+    /// not confirmed (it may have been delivered if its end of data was written) and the
+    /// client is cancelled.
     pub async fn send(
         &mut self,
         envelope: &Envelope,
@@ -222,7 +145,7 @@ impl Client {
         self.send_with(envelope, message, MessageOptions::default()).await
     }
 
-    /// Sends one message with DSN or other options.
+    /// Sends one message with DSN or other options. Cancel-safe as [`Client::send`].
     pub async fn send_with(
         &mut self,
         envelope: &Envelope,
@@ -230,11 +153,10 @@ impl Client {
         options: MessageOptions,
     ) -> Result<SendReport, Error> {
         self.enter()?;
-        let id = self.driver.session.send_message(envelope.clone(), message.into(), options);
-        let id = match id {
+        let id = match self.driver.session.send_message(envelope.clone(), message.into(), options) {
             Ok(id) => id,
             Err(e) => {
-                self.busy = false;
+                done(&mut self.busy);
                 return Err(e);
             }
         };
@@ -265,13 +187,14 @@ impl Client {
                 tracing::warn!(parent: &span, error = %e, transient = e.is_transient(), "message not sent")
             }
         }
-        self.busy = false;
+        done(&mut self.busy);
         result
     }
 
     /// Sends a composed [`Message`](crate::Message) to its envelope (derived from its
     /// headers, Bcc included, or set explicitly). `SMTPUTF8` is declared when the message
-    /// needs it; a server without it is a typed error before `MAIL`.
+    /// needs it; a server without it is a typed error before `MAIL`. Cancel-safe as
+    /// [`Client::send`].
     #[cfg(feature = "mime")]
     pub async fn send_message(&mut self, message: &crate::Message) -> Result<SendReport, Error> {
         let options = MessageOptions { smtputf8: message.needs_smtputf8(), ..MessageOptions::default() };
@@ -279,7 +202,8 @@ impl Client {
     }
 
     /// Sends several messages over this connection, pipelined when the server allows:
-    /// one round trip per message. Results come back in input order.
+    /// one round trip per message. Results come back in input order. Cancel-safe as
+    /// [`Client::send`] (the results are lost with the future).
     pub async fn send_many<I>(&mut self, messages: I) -> Vec<Result<SendReport, Error>>
     where
         I: IntoIterator<Item = (Envelope, Bytes, MessageOptions)>,
@@ -319,7 +243,7 @@ impl Client {
                 })
                 .await;
         }
-        self.busy = false;
+        done(&mut self.busy);
         results.into_iter().map(|r| r.unwrap_or(Err(Error::SessionClosed))).collect()
     }
 
@@ -341,16 +265,17 @@ impl Client {
     /// # }
     /// ```
     ///
-    /// Fails at once, with nothing queued, when the connection is closed or busy with an
-    /// operation whose future was dropped, or when the message is refused before `MAIL`
-    /// (too large for the server's `SIZE`, an extension it lacks).
+    /// Fails at once, with nothing queued, when the connection is closed
+    /// ([`Error::SessionClosed`]) or cancelled ([`Error::Cancelled`]), or when the message
+    /// is refused before `MAIL` (too large for the server's `SIZE`, an extension it lacks).
     pub fn submit(
         &mut self,
         envelope: Envelope,
         message: Bytes,
         options: MessageOptions,
     ) -> Result<MessageId, Error> {
-        if self.busy || self.driver.session.is_closed() {
+        self.check_cancelled()?;
+        if self.driver.session.is_closed() {
             return Err(Error::SessionClosed);
         }
         let id = self.driver.session.send_message(envelope, message, options)?;
@@ -361,13 +286,19 @@ impl Client {
     /// Drives the connection until the next outcome of a [`Client::submit`]ted message
     /// is known, in the order the server answered. `None` when no submitted message is
     /// waiting.
+    ///
+    /// Cancel-safe in the sense of the type docs. On a cancelled client it returns at
+    /// once, without I/O: each submitted message fails with [`Error::Cancelled`], or with
+    /// [`Error::Ambiguous`] (caused by the cancellation) when its end of data may have
+    /// been written.
     pub async fn next_outcome(&mut self) -> Option<(MessageId, Result<SendReport, Error>)> {
         if self.submitted == 0 {
             return None;
         }
+        let cancelled = self.check_cancelled().is_err();
         let outcome = match self.outcomes.pop_front() {
             Some(outcome) => Some(outcome),
-            None if self.busy => self.abandon(),
+            None if cancelled => None,
             None => {
                 self.busy = true;
                 let outcome = self
@@ -377,7 +308,7 @@ impl Client {
                         _ => None,
                     })
                     .await;
-                self.busy = false;
+                done(&mut self.busy);
                 outcome
             }
         };
@@ -395,47 +326,37 @@ impl Client {
         }
     }
 
-    /// After an operation's future was dropped half way the stream may hold half a write,
-    /// so the connection is over: what was submitted is settled as a lost connection
-    /// settles it (ambiguous where the end of data was written, failed where it was not).
-    fn abandon(&mut self) -> Option<(MessageId, Result<SendReport, Error>)> {
-        if !self.driver.session.is_closed() {
-            self.driver.session.handle_eof();
-        }
-        while let Some(event) = self.driver.session.poll_event() {
-            stash(&mut self.outcomes, event);
-        }
-        self.outcomes.pop_front()
-    }
-
     /// Messages submitted whose outcome [`Client::next_outcome`] has not returned yet.
     pub fn in_flight(&self) -> usize {
         self.submitted
     }
 
-    /// Sends NOOP and returns the reply.
+    /// Sends NOOP and returns the reply. Cancel-safe in the sense of the type docs.
     pub async fn noop(&mut self) -> Result<Reply, Error> {
         self.command(|s| s.noop()).await
     }
 
-    /// Sends RSET and returns the reply.
+    /// Sends RSET and returns the reply. Cancel-safe in the sense of the type docs.
     pub async fn rset(&mut self) -> Result<Reply, Error> {
         self.command(|s| s.rset()).await
     }
 
-    /// Sends VRFY (most servers answer 252 and verify nothing).
+    /// Sends VRFY (most servers answer 252 and verify nothing). Cancel-safe in the sense
+    /// of the type docs.
     pub async fn vrfy(&mut self, what: &str) -> Result<Reply, Error> {
         self.command(|s| s.vrfy(what)).await
     }
 
     /// Sends EHLO again and refreshes [`Client::capabilities`] (as smtplib's `ehlo()`).
+    /// Cancel-safe in the sense of the type docs.
     pub async fn ehlo(&mut self) -> Result<Reply, Error> {
         self.command(|s| s.ehlo()).await
     }
 
     /// Sends a validated low-level command such as `HELP` or `XCLIENT ...` and returns
     /// its reply. Commands the session must own (MAIL, RCPT, DATA, AUTH, STARTTLS...) are
-    /// refused, as is any control byte in the arguments.
+    /// refused, as is any control byte in the arguments. Cancel-safe in the sense of the
+    /// type docs.
     pub async fn command_line(&mut self, verb: &str, args: &str) -> Result<Reply, Error> {
         self.command(|s| s.custom(verb, args)).await
     }
@@ -445,10 +366,28 @@ impl Client {
         self.capabilities().has(keyword)
     }
 
-    /// Sends QUIT, waits for `221` and closes the connection.
+    /// Sends QUIT, waits for `221` at most [`Timeouts::quit`](crate::Timeouts::quit)
+    /// (default 10 s) and closes the connection. Whatever it returns changes no earlier
+    /// outcome: a message is sent once its final reply was `2xx`.
+    ///
+    /// On a cancelled client nothing is written: the transport is shut down and
+    /// [`Error::Cancelled`] returned. Dropping this future is harmless (the connection is
+    /// closed when the client drops).
     pub async fn quit(mut self) -> Result<(), Error> {
-        let reply = self.command(|s| s.quit()).await;
-        let _ = self.driver.run_until(|ev| matches!(ev, Event::Closed(_)).then_some(())).await;
+        if let Err(e) = self.check_cancelled() {
+            self.driver.shutdown().await;
+            return Err(e);
+        }
+        // The session's own QUIT deadline covers the reply; this one also covers writing
+        // the command to a server that stopped reading. Cut short, the client is left
+        // cancelled and only shut down.
+        let limit = self.driver.session.config().timeouts.quit;
+        let goodbye = async {
+            let reply = self.command(|s| s.quit()).await;
+            let _ = self.driver.run_until(|ev| matches!(ev, Event::Closed(_)).then_some(())).await;
+            reply
+        };
+        let reply = tokio::time::timeout(limit, goodbye).await.unwrap_or(Err(Error::Timeout(Phase::Quit)));
         self.driver.shutdown().await;
         reply.map(|_| ())
     }
@@ -461,7 +400,7 @@ impl Client {
         let id = match start(&mut self.driver.session) {
             Ok(id) => id,
             Err(e) => {
-                self.busy = false;
+                done(&mut self.busy);
                 return Err(e);
             }
         };
@@ -477,22 +416,47 @@ impl Client {
             })
             .await
             .unwrap_or(Err(Error::SessionClosed));
-        self.busy = false;
+        done(&mut self.busy);
         result
     }
 
+    /// Starts an operation: refused on a cancelled or closed client.
     fn enter(&mut self) -> Result<(), Error> {
-        if self.busy || self.driver.session.is_closed() {
+        self.check_cancelled()?;
+        if self.driver.session.is_closed() {
             return Err(Error::SessionClosed);
         }
         self.busy = true;
         Ok(())
     }
 
+    /// `Err(Cancelled)` once an operation's future was dropped. The first call to notice
+    /// closes the session without any I/O: it discards what was queued, so no later call
+    /// can write the rest of a torn flight, and fails every submitted message (ambiguous
+    /// where its end of data was handed to the stream).
+    fn check_cancelled(&mut self) -> Result<(), Error> {
+        if self.busy && !self.cancelled {
+            self.cancelled = true;
+            self.driver.session.handle_error(Error::Cancelled);
+            while let Some(event) = self.driver.session.poll_event() {
+                stash(&mut self.outcomes, event);
+            }
+        }
+        if self.cancelled { Err(Error::Cancelled) } else { Ok(()) }
+    }
+
+    /// True once an operation's future was dropped before it completed: the connection
+    /// is unusable and only [`Client::quit`] (which writes nothing then) is left to do.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled || self.busy
+    }
+
     /// Completes what the session queued on its own, such as the `RSET` that follows a
     /// failed transaction, and returns [`Client::is_reusable`]. Without it, a connection
     /// whose last message failed still has that `RSET` outstanding and a pool would have
-    /// to close it. Costs one round trip, only when something is outstanding.
+    /// to close it. Costs one round trip, only when something is outstanding. False at
+    /// once, without I/O, on a cancelled or closed client. Cancel-safe in the sense of
+    /// the type docs.
     pub async fn settle(&mut self) -> bool {
         if self.enter().is_err() {
             return false;
@@ -507,7 +471,7 @@ impl Client {
                 None::<()>
             })
             .await;
-        self.busy = false;
+        done(&mut self.busy);
         self.is_reusable()
     }
 
@@ -516,9 +480,10 @@ impl Client {
     ///
     /// A connection that sat idle may have been dropped by the server; without this the
     /// next message would find out half way through its transaction. Costs one
-    /// non-blocking read; a pool calls it before every reuse.
+    /// non-blocking read (it never writes); a pool calls it before every reuse. False at
+    /// once on a cancelled client. Cancel-safe: it never waits.
     pub async fn check_idle(&mut self) -> bool {
-        if self.busy || self.submitted > 0 || !self.driver.session.is_idle_and_clean() {
+        if self.check_cancelled().is_err() || self.submitted > 0 || !self.driver.session.is_idle_and_clean() {
             return false;
         }
         self.driver.absorb_idle_input().await;
@@ -541,6 +506,6 @@ impl Client {
     /// True when the connection can take another message: no error, no cancelled
     /// operation, nothing outstanding, no stray input from the server.
     pub fn is_reusable(&self) -> bool {
-        !self.busy && self.submitted == 0 && self.driver.session.is_idle_and_clean()
+        !self.is_cancelled() && self.submitted == 0 && self.driver.session.is_idle_and_clean()
     }
 }

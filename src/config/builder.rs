@@ -191,9 +191,22 @@ impl ClientBuilder {
         self
     }
 
-    /// Use this rustls configuration as is (roots, client certificates, versions).
+    /// Use this rustls configuration as is (roots, client certificates, versions). It is
+    /// taken to verify the server's certificate chain and name; if it does not (a custom
+    /// verifier that accepts more), use [`ClientBuilder::tls_config_unverified`].
     pub fn tls_config(mut self, config: Arc<ClientConfig>) -> Self {
         self.tls.config = Some(config);
+        self.tls.config_unverified = false;
+        self
+    }
+
+    /// Use this rustls configuration, declared as *not* verifying the server the usual
+    /// way (a pinning or accept-anything verifier, say). The connection then counts as
+    /// unverified TLS, as with [`ClientBuilder::danger_accept_invalid_certs`]: credentials
+    /// are refused unless [`ClientBuilder::allow_insecure_auth`] is also set.
+    pub fn tls_config_unverified(mut self, config: Arc<ClientConfig>) -> Self {
+        self.tls.config = Some(config);
+        self.tls.config_unverified = true;
         self
     }
 
@@ -234,7 +247,7 @@ impl ClientBuilder {
             _ => Some(TlsTarget {
                 config: self.tls.build()?,
                 name: server_name(&self.host)?,
-                verified: !self.tls.accept_invalid_certs,
+                verified: !self.tls.accept_invalid_certs && !self.tls.config_unverified,
             }),
         };
         let mut session = self.session;

@@ -27,6 +27,8 @@ pub(crate) struct TlsOptions {
     pub native_roots: bool,
     pub extra_roots: Vec<CertificateDer<'static>>,
     pub config: Option<Arc<ClientConfig>>,
+    /// The caller declared `config` as not verifying the server the usual way.
+    pub config_unverified: bool,
     pub accept_invalid_certs: bool,
     pub client_auth: Option<(Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>)>,
 }
@@ -37,6 +39,7 @@ impl std::fmt::Debug for TlsOptions {
             .field("native_roots", &self.native_roots)
             .field("extra_roots", &self.extra_roots.len())
             .field("custom_config", &self.config.is_some())
+            .field("config_unverified", &self.config_unverified)
             .field("accept_invalid_certs", &self.accept_invalid_certs)
             .field("client_auth", &self.client_auth.is_some())
             .finish()

@@ -73,6 +73,16 @@ impl SmtpUrl {
             "lmtp" => (false, 24, true),
             other => return Err(bad(format!("unsupported URL scheme {other:?} (use smtp, smtps or lmtp)"))),
         };
+        // A `?`, `/` or `#` before the last `@` belongs to the user or password: unescaped
+        // there it would cut the URL in the wrong place (and a message naming the piece
+        // would show part of the password).
+        if let Some((userinfo, _)) = rest.rsplit_once('@') {
+            if userinfo.contains(['?', '/', '#']) {
+                return Err(bad(
+                    "the user name or password contains '?', '/' or '#': percent-encode it (%3F, %2F, %23)",
+                ));
+            }
+        }
         let (authority, query) = match rest.split_once('?') {
             Some((a, q)) => (a, Some(q)),
             None => (rest, None),
@@ -152,7 +162,13 @@ fn split_host_port(hostport: &str, default_port: u16) -> Result<(String, u16), E
     let port = match port {
         None => default_port,
         Some(p) => {
-            p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| bad(format!("invalid port {p:?}")))?
+            // Digits only: `str::parse` would also take a leading `+`.
+            let digits = !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+            digits
+                .then(|| p.parse::<u16>().ok())
+                .flatten()
+                .filter(|&p| p != 0)
+                .ok_or_else(|| bad(format!("invalid port {p:?}")))?
         }
     };
     Ok((host.to_string(), port))
@@ -166,6 +182,8 @@ fn percent_decode(s: &str, what: &str) -> Result<String, Error> {
         if b == b'%' {
             let hex = bytes
                 .get(i + 1..i + 3)
+                // Two hex digits: `from_str_radix` alone would also take `+5`.
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
                 .ok_or_else(|| bad(format!("bad percent-encoding in {what}")))?;
@@ -208,6 +226,16 @@ mod tests {
             let err = SmtpUrl::parse(url).unwrap_err().to_string();
             assert!(!err.contains("secret"), "{err}");
         }
+        // Unescaped `?`, `/`, `#` in the password: told to percent-encode, never shown.
+        for url in
+            ["smtp://u:sec?retpw@h", "smtp://u:sec/retpw@h", "smtp://u:sec#retpw@h", "smtp://u:s?e/c#r@h:25"]
+        {
+            let err = SmtpUrl::parse(url).unwrap_err().to_string();
+            assert!(err.contains("percent-encode it"), "{url}: {err}");
+            assert!(!err.contains("sec") && !err.contains("retpw") && !err.contains("s?e"), "{url}: {err}");
+        }
+        let u = SmtpUrl::parse("smtp://u:sec%3Fre%2Ft%23pw@h").unwrap();
+        assert_eq!(u.password.unwrap().expose(), "sec?re/t#pw");
         let u = SmtpUrl::parse("smtp://u:secretpw@h").unwrap();
         assert!(!format!("{u:?}").contains("secretpw"));
     }
@@ -222,6 +250,11 @@ mod tests {
             "smtps://h?tls=none",
             "smtp://[::1",
             "smtp://a b",
+            "smtp://h:+25",
+            "smtp://h:+0025",
+            "smtp://u%+5@h",
+            "smtp://u:p%+5@h",
+            "smtp://u:p%-1@h",
         ] {
             assert!(SmtpUrl::parse(url).is_err(), "{url}");
         }

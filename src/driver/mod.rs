@@ -59,6 +59,10 @@ pub(crate) struct Driver {
     timer: Timer,
     tls: Option<TlsTarget>,
     trace: Option<TraceSink>,
+    /// During the handshake: once the session gave up and its farewell `QUIT` is written,
+    /// [`Driver::run_until`] returns instead of waiting for the `221` (a failed connect
+    /// must not wait on a server that may never answer).
+    pub skip_quit_reply: bool,
 }
 
 /// A deadline timer that is armed lazily.
@@ -111,7 +115,16 @@ pub(crate) fn now() -> std::time::Instant {
 
 impl Driver {
     pub fn new(session: Session, io: Transport, tls: Option<TlsTarget>, trace: Option<TraceSink>) -> Self {
-        Self { session, io, buf: Box::default(), chunks: Vec::new(), timer: Timer::default(), tls, trace }
+        Self {
+            session,
+            io,
+            buf: Box::default(),
+            chunks: Vec::new(),
+            timer: Timer::default(),
+            tls,
+            trace,
+            skip_quit_reply: false,
+        }
     }
 
     fn ensure_buf(&mut self) {
@@ -174,6 +187,10 @@ impl Driver {
                     let _kept = self.session.recycle(chunk);
                 }
                 continue;
+            }
+            // Everything queued is written: the QUIT too.
+            if self.skip_quit_reply && self.session.head_phase() == Phase::Quit {
+                return None;
             }
             match self.session.wants() {
                 Want::Read => self.read().await,

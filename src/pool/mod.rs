@@ -60,7 +60,8 @@ use crate::client::{Client, Connector};
 use crate::metrics::Counter;
 use crate::proto::address::Envelope;
 use crate::proto::capabilities::Capabilities;
-use crate::proto::error::Error;
+use crate::proto::code::ReplyCode;
+use crate::proto::error::{Error, Fault, Phase};
 use crate::proto::params::MessageOptions;
 use crate::proto::reply::Reply;
 use crate::proto::session::{MessageId, SendReport};
@@ -122,6 +123,50 @@ impl PoolError {
     /// True when the message may or may not have been delivered.
     pub fn is_ambiguous(&self) -> bool {
         self.smtp().is_some_and(Error::is_ambiguous)
+    }
+
+    /// True when the same request will fail again ([`Error::is_permanent`]; a closed
+    /// pool stays closed).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            PoolError::Smtp(e) => e.is_permanent(),
+            PoolError::Closed => true,
+            PoolError::Timeout(_) | PoolError::Rate(_) | PoolError::Unavailable { .. } => false,
+        }
+    }
+
+    /// Who is at fault ([`Error::fault`]): waiting for a busy pool is the network's
+    /// (resources), a closed pool or a refused rate the caller's.
+    pub fn fault(&self) -> Fault {
+        match self {
+            PoolError::Smtp(e) => e.fault(),
+            PoolError::Timeout(_) | PoolError::Unavailable { .. } => Fault::Network,
+            PoolError::Closed | PoolError::Rate(_) => Fault::Caller,
+        }
+    }
+
+    /// The session step of the SMTP error ([`Error::phase`]).
+    pub fn phase(&self) -> Option<Phase> {
+        self.smtp().and_then(Error::phase)
+    }
+
+    /// True when a deadline passed: the wait for a connection, or an SMTP deadline.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            PoolError::Smtp(e) => e.is_timeout(),
+            PoolError::Timeout(_) => true,
+            PoolError::Closed | PoolError::Rate(_) | PoolError::Unavailable { .. } => false,
+        }
+    }
+
+    /// The server reply behind the error, if any ([`Error::reply`]).
+    pub fn reply(&self) -> Option<&Reply> {
+        self.smtp().and_then(Error::reply)
+    }
+
+    /// Per-recipient results known when the error happened ([`Error::recipients`]).
+    pub fn recipients(&self) -> &[crate::proto::session::RecipientResult] {
+        self.smtp().map_or(&[], Error::recipients)
     }
 }
 
@@ -446,7 +491,11 @@ impl Pool {
         if c.probe_after.is_some_and(|t| idle_for >= t) {
             bump(&self.inner.counters.probes, 1, "probes");
             let limit = (Instant::now() + c.probe_timeout).min(deadline);
-            return Some(matches!(timeout_at(limit, idle.client.noop()).await, Ok(Ok(r)) if r.is_positive()));
+            // RFC 5321 4.1.1.9: "This command [NOOP] ... specifies no action other than
+            // that the receiver send a "250 OK" reply." Anything else (a 221 that means the
+            // server is closing, say) is a connection not to hand out.
+            let probe = timeout_at(limit, idle.client.noop()).await;
+            return Some(matches!(probe, Ok(Ok(r)) if r.code() == ReplyCode::OK));
         }
         Some(true)
     }

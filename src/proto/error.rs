@@ -392,4 +392,29 @@ impl Error {
     pub fn enhanced(&self) -> Option<super::enhanced::EnhancedStatus> {
         self.reply().and_then(Reply::enhanced)
     }
+
+    /// The step of the session the error belongs to, when one is known: the refused
+    /// command, the phase that timed out or lost the connection, the step of an
+    /// unexpected reply; for [`Error::Ambiguous`], its cause's step.
+    pub fn phase(&self) -> Option<Phase> {
+        match self {
+            Error::Rejected { phase, .. }
+            | Error::Timeout(phase)
+            | Error::ConnectionClosed(phase)
+            | Error::Protocol(ProtocolError::UnexpectedReply { phase, .. }) => Some(*phase),
+            Error::RecipientsRejected { .. } => Some(Phase::Rcpt),
+            Error::AuthFailed(_) | Error::InsecureAuth | Error::NoAuthMechanism(_) => Some(Phase::Auth),
+            Error::Ambiguous { cause, .. } => cause.phase().or(Some(Phase::DataEnd)),
+            _ => None,
+        }
+    }
+
+    /// True when a deadline passed (directly, or as the cause of an ambiguous outcome).
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Error::Timeout(_) => true,
+            Error::Ambiguous { cause, .. } => cause.is_timeout(),
+            _ => false,
+        }
+    }
 }

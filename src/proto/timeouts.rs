@@ -15,7 +15,7 @@ pub struct Timeouts {
     pub tls_handshake: Duration,
     /// "Initial 220 Message: 5 Minutes".
     pub greeting: Duration,
-    /// EHLO, HELO, STARTTLS, AUTH, RSET, NOOP, VRFY, QUIT (default 5 min).
+    /// EHLO, HELO, STARTTLS, AUTH, RSET, NOOP, VRFY (default 5 min).
     pub command: Duration,
     /// "MAIL Command: 5 Minutes".
     pub mail: Duration,
@@ -27,6 +27,10 @@ pub struct Timeouts {
     pub data_block: Duration,
     /// "DATA Termination: 10 Minutes", waiting for the reply to the final dot.
     pub data_end: Duration,
+    /// Waiting for the `221` to `QUIT` (not in the RFC; default 10 s). A goodbye changes
+    /// no outcome, so a server that swallows it must not hold a finished program for
+    /// the 5-minute command deadline.
+    pub quit: Duration,
 }
 
 impl Default for Timeouts {
@@ -42,6 +46,7 @@ impl Default for Timeouts {
             data_init: min(2),
             data_block: min(3),
             data_end: min(10),
+            quit: Duration::from_secs(10),
         }
     }
 }
@@ -59,6 +64,7 @@ impl Timeouts {
             data_init: d,
             data_block: d,
             data_end: d,
+            quit: d,
         }
     }
 
@@ -73,6 +79,7 @@ impl Timeouts {
             Phase::Data => self.data_init,
             Phase::DataBlock | Phase::Bdat => self.data_block,
             Phase::DataEnd => self.data_end,
+            Phase::Quit => self.quit,
             _ => self.command,
         }
     }

@@ -505,3 +505,34 @@ async fn long_credentials_go_after_an_empty_challenge() {
     assert_eq!(auths.len(), 4);
     assert!(auths.iter().all(|a| a.succeeded && a.user.as_deref() == Some(user.as_str())), "{auths:?}");
 }
+
+/// A caller's own rustls configuration declared unverified counts as unverified TLS:
+/// credentials are refused (nothing but EHLO, STARTTLS, EHLO and QUIT is written) unless
+/// `allow_insecure_auth` is set too. A configuration given with `tls_config` is trusted.
+#[tokio::test]
+async fn a_custom_tls_config_declared_unverified_keeps_credentials_back() {
+    use rustls::pki_types::CertificateDer;
+    let server = start(server_builder()).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from(server.ca_der())).unwrap();
+    let config = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let base = || {
+        Client::builder("127.0.0.1").port(server.addr().port()).credentials(Credentials::new(USER, PASSWORD))
+    };
+    let err = base().tls_config_unverified(config.clone()).connect().await.unwrap_err();
+    assert!(matches!(err, Error::InsecureAuth), "{err:?}");
+    assert!(server.authentications().is_empty());
+    let client =
+        base().tls_config_unverified(config.clone()).allow_insecure_auth(true).connect().await.unwrap();
+    client.quit().await.unwrap();
+    let client = base().tls_config(config).connect().await.unwrap();
+    client.quit().await.unwrap();
+    assert_eq!(server.authentications().len(), 2);
+    server.shutdown().await;
+}

@@ -249,7 +249,7 @@ async fn a_dropped_send_future_poisons_the_client() {
         let _ = tokio::time::timeout(Duration::from_millis(50), fut).await;
     }
     assert!(!client.is_reusable());
-    assert!(matches!(client.send(&env(), "x").await, Err(Error::SessionClosed)));
+    assert!(matches!(client.send(&env(), "x").await, Err(Error::Cancelled)));
 }
 
 #[tokio::test]
@@ -393,4 +393,86 @@ async fn submitted_messages_get_an_outcome_after_a_dropped_operation() {
     assert!(!e.is_ambiguous(), "{e:?}");
     assert!(client.next_outcome().await.is_none());
     assert!(!client.is_reusable());
+}
+
+/// RELIABILITY.md rule 15: a server that swallows QUIT holds the caller 10 s (the QUIT
+/// deadline), not the 5-minute command deadline, and the outcome already reported stands.
+#[tokio::test(start_paused = true)]
+async fn a_swallowed_quit_waits_only_the_quit_deadline() {
+    let mut steps: Vec<Step> = HELLO.into_iter().collect();
+    steps.extend([
+        Step::Expect("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"),
+        Step::Say("250 ok\r\n250 ok\r\n354 go\r\n"),
+        Step::Expect("x\r\n.\r\n"),
+        Step::Say("250 queued\r\n"),
+        Step::Expect("QUIT\r\n"),
+        Step::Hang(Duration::from_secs(3600)),
+    ]);
+    let mut client = connect(steps, plain()).await.unwrap();
+    client.send(&env(), "x").await.unwrap();
+    let start = Instant::now();
+    let err = client.quit().await.unwrap_err();
+    assert!(matches!(err, Error::Timeout(Phase::Quit)), "{err:?}");
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(10) && waited <= Duration::from_secs(11), "{waited:?}");
+    // Configurable.
+    let mut steps: Vec<Step> = HELLO.into_iter().collect();
+    steps.extend([Step::Expect("QUIT\r\n"), Step::Hang(Duration::from_secs(3600))]);
+    let timeouts = Timeouts { quit: Duration::from_secs(2), ..Timeouts::default() };
+    let client = connect(steps, plain().timeouts(timeouts)).await.unwrap();
+    let start = Instant::now();
+    assert!(client.quit().await.is_err());
+    assert!(start.elapsed() <= Duration::from_secs(3), "{:?}", start.elapsed());
+}
+
+/// A connect that failed (STARTTLS stripped) writes its QUIT and returns at once: it does
+/// not wait for a reply that may never come.
+#[tokio::test(start_paused = true)]
+async fn a_failed_connect_never_waits_for_the_quit_reply() {
+    let steps = vec![
+        Step::Say("220 mx.test ESMTP\r\n"),
+        Step::Expect("EHLO localhost\r\n"),
+        Step::Say("250-mx.test\r\n250 AUTH PLAIN\r\n"),
+        Step::Expect("QUIT\r\n"),
+        Step::Hang(Duration::from_secs(3600)),
+    ];
+    let start = Instant::now();
+    let err = connect(steps, Client::builder("localhost")).await.unwrap_err();
+    assert!(matches!(err, Error::ExtensionMissing(smtpkit::Extension::StartTls)), "{err:?}");
+    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+}
+
+/// The examples' output contract, shared by `examples/send` and `examples/compose`.
+#[allow(dead_code)]
+#[path = "../../examples/common/outcome.rs"]
+mod outcome;
+
+/// One exit status table (issue 10 #8): a refused greeting, a missing extension and a size
+/// limit are not connection failures (4); every other code is unchanged.
+#[test]
+fn the_examples_exit_codes_follow_one_table() {
+    use smtpkit::{Extension, Reply};
+    let rejected =
+        |phase, code| Error::Rejected { phase, reply: Reply::single(code, "no"), recipients: vec![] };
+    let cases = [
+        (rejected(Phase::Greeting, 554), 5),
+        (rejected(Phase::Ehlo, 550), 5),
+        (Error::ExtensionMissing(Extension::SmtpUtf8), 5),
+        (Error::ExtensionMissing(Extension::EightBitMime), 5),
+        (Error::MessageTooLarge { size: 10, max: 5 }, 5),
+        (rejected(Phase::Mail, 550), 1),
+        (rejected(Phase::DataEnd, 554), 1),
+        (Error::RecipientsRejected { recipients: vec![] }, 1),
+        (Error::Config("bad".into()), 2),
+        (Error::Ambiguous { cause: Box::new(Error::Timeout(Phase::DataEnd)), recipients: vec![] }, 3),
+        (Error::ExtensionMissing(Extension::StartTls), 4),
+        (rejected(Phase::StartTls, 454), 4),
+        (Error::AuthFailed(Reply::single(535, "no")), 4),
+        (Error::InsecureAuth, 4),
+        (Error::Timeout(Phase::Connect), 4),
+        (Error::ConnectionClosed(Phase::Mail), 4),
+    ];
+    for (e, code) in cases {
+        assert_eq!(outcome::exit_code_for(&e), code, "{e:?}");
+    }
 }

@@ -52,7 +52,17 @@ pub fn env() -> Envelope {
 }
 
 /// What the server received on connection `k`, as text (lossy).
-pub fn received(server: &TestServer, k: usize) -> String {
+///
+/// Waits (bounded, a few ms of tokio time) for the server to finish with a connection
+/// the client closed: a failed connect returns once its QUIT is written, without waiting
+/// for the server to read it.
+pub async fn received(server: &TestServer, k: usize) -> String {
+    for _ in 0..50 {
+        if server.transcripts().get(k).is_some_and(|t| t.contains("* connection closed")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let all = server.received_bytes();
     String::from_utf8_lossy(all.get(k).map(Vec::as_slice).unwrap_or_default()).into_owned()
 }

@@ -7,6 +7,7 @@ mod auth;
 mod blocking;
 mod blocking_transcripts;
 mod bulk_policy;
+mod cancel;
 #[cfg(feature = "dkim")]
 mod dkim;
 mod driver;

@@ -451,3 +451,48 @@ async fn send_each_hands_over_every_outcome_once() {
     assert_eq!(server.messages().len(), 24);
     server.shutdown().await;
 }
+
+/// RFC 5321 4.1.1.9: NOOP is answered "250 OK". A probe answered otherwise (here `221`,
+/// a server saying goodbye) fails: the connection is closed, never handed out.
+#[tokio::test(start_paused = true)]
+async fn the_idle_probe_accepts_only_250() {
+    let rule = FaultRule::new(Step::Noop, Fault::Reply { code: 221, text: "2.0.0 closing".into() });
+    let server = Arc::new(TestServer::builder().fault(rule).start().await.unwrap());
+    let pool = memory_pool(&server, Timeouts::default()).probe_after(Some(Duration::from_secs(5))).build();
+    let env = envelope(&["a@example.com"]);
+    pool.get().await.unwrap().send(&env, message(0)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    pool.get().await.unwrap().send(&env, message(1)).await.unwrap();
+    let stats = pool.stats();
+    assert_eq!((stats.opened, stats.probes, stats.discarded), (2, 1, 1), "{stats:?}");
+    assert_eq!(server.messages().iter().map(|m| m.connection).collect::<Vec<_>>(), [0, 1]);
+    drop(pool);
+    stop(server).await;
+}
+
+/// `PoolError` answers the same questions as `Error` (issue 11 #3), and `Error` names its
+/// phase and whether a deadline passed.
+#[tokio::test]
+async fn pool_errors_offer_the_predicates_of_errors() {
+    use smtpkit::{Fault as Blame, Phase};
+    let server =
+        TestServer::builder().reject_recipient("bad@example.com", 550, "5.1.1 no").start().await.unwrap();
+    let pool = tcp_pool(&server).max_connections(1).wait_timeout(Duration::from_millis(100)).build();
+    let err = PoolError::from(
+        pool.get().await.unwrap().send(&envelope(&["bad@example.com"]), message(0)).await.unwrap_err(),
+    );
+    assert!(err.is_permanent() && !err.is_transient() && !err.is_ambiguous() && !err.is_timeout(), "{err}");
+    assert_eq!((err.fault(), err.phase()), (Blame::Server, Some(Phase::Rcpt)));
+    assert_eq!(err.recipients().len(), 1);
+    let held = pool.get().await.unwrap();
+    let busy = pool.get().await.unwrap_err();
+    assert!(busy.is_timeout() && busy.is_transient() && !busy.is_permanent(), "{busy}");
+    assert_eq!((busy.fault(), busy.phase()), (Blame::Network, None));
+    drop(held);
+    let timeout = Error::Ambiguous { cause: Box::new(Error::Timeout(Phase::DataEnd)), recipients: vec![] };
+    assert!(timeout.is_timeout());
+    assert_eq!(timeout.phase(), Some(Phase::DataEnd));
+    pool.close().await;
+    assert!(pool.get().await.unwrap_err().is_permanent());
+    server.shutdown().await;
+}

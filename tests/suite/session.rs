@@ -678,6 +678,7 @@ fn distinct_timeouts() -> Timeouts {
         data_init: s(70),
         data_block: s(80),
         data_end: s(90),
+        quit: s(100),
     }
 }
 

@@ -24,7 +24,7 @@ async fn bdat_sends_normalised_unstuffed_data() {
     let msg = &server.messages()[0];
     assert!(msg.via_bdat);
     assert_eq!(msg.data, b"Subject: x\r\n\r\n.leading\r\nA\r\n.\r\nMAIL FROM:<evil@x>\r\n\r\n.\r\n");
-    let wire = received(&server, 0);
+    let wire = received(&server, 0).await;
     assert!(!wire.contains("DATA\r\n"), "{wire}");
     assert_eq!(wire.matches("BDAT ").count(), 1, "{wire}");
     assert_eq!(server.transcripts()[0].matches("C: MAIL FROM").count(), 1);
@@ -61,7 +61,10 @@ async fn refusals_of_the_last_chunk_are_classified_and_reset() {
             continue;
         }
         client.noop().await.expect("still usable after RSET");
-        assert!(received(&server, 0).contains("RSET\r\n"), "{code}: BDAT failure resets the transaction");
+        assert!(
+            received(&server, 0).await.contains("RSET\r\n"),
+            "{code}: BDAT failure resets the transaction"
+        );
         client.send(&env(), "again\r\n").await.expect("reused");
     }
 }

@@ -16,7 +16,7 @@ async fn a_reply_before_ehlo_was_written_is_unsolicited() {
     .await;
     let err = connect(&server, plain()).await.unwrap_err();
     assert!(matches!(err, Error::Protocol(ProtocolError::Unsolicited(_))), "{err:?}");
-    assert!(!received(&server, 0).contains("MAIL"));
+    assert!(!received(&server, 0).await.contains("MAIL"));
 }
 
 #[tokio::test(start_paused = true)]

@@ -60,7 +60,7 @@ async fn drop_after_the_dot_is_ambiguous() {
     let err = client.send(&env(), "x").await.unwrap_err();
     assert_ambiguous(&err, |c| matches!(c, Error::ConnectionClosed(Phase::DataEnd)));
     assert_eq!(server.messages().len(), 1, "this one did: hence ambiguous, never resent");
-    assert_eq!(received(&server, 0).matches("MAIL FROM").count(), 1);
+    assert_eq!(received(&server, 0).await.matches("MAIL FROM").count(), 1);
 }
 
 /// Every step of a transaction where a reply can be replaced, and the phase reported.
@@ -79,7 +79,7 @@ async fn a_421_at_every_step_ends_the_session() {
         let err = connect(&server, plain()).await.unwrap_err();
         assert_rejected(&err, phase, 421);
         assert!(err.is_transient());
-        assert!(!received(&server, 0).contains("QUIT"), "{step:?}: the server is gone, no QUIT");
+        assert!(!received(&server, 0).await.contains("QUIT"), "{step:?}: the server is gone, no QUIT");
         cases += 1;
     }
     for (step, phase) in TX_STEPS {
@@ -135,7 +135,7 @@ async fn four_and_five_hundreds_at_every_step_are_classified() {
             let needs_rset = matches!(step, Step::RcptAny | Step::Data);
             client.noop().await.expect("the connection survives a refusal");
             assert!(client.is_reusable(), "{code} {step:?}");
-            let wire = received(&server, 0);
+            let wire = received(&server, 0).await;
             assert_eq!(wire.contains("RSET"), needs_rset, "{code} {step:?}: {wire}");
             if needs_rset {
                 assert!(wire.find("RSET").unwrap() < wire.find("NOOP").unwrap());
@@ -172,7 +172,10 @@ async fn the_connection_is_reused_only_after_rset_succeeds() {
         assert!(!client.is_reusable());
         assert!(server.messages().is_empty());
         // A MAIL may be pipelined behind the RSET (RFC 2920), but no data follows it.
-        assert!(!received(&server, 0).contains("\r\ny\r\n.\r\n"), "{code}: no data after a failed RSET");
+        assert!(
+            !received(&server, 0).await.contains("\r\ny\r\n.\r\n"),
+            "{code}: no data after a failed RSET"
+        );
         assert!(server.all_messages().is_empty());
     }
 }
@@ -184,7 +187,7 @@ async fn greeting_554_and_450() {
         let err = connect(&server, plain()).await.unwrap_err();
         assert_rejected(&err, Phase::Greeting, code);
         assert_eq!(err.is_permanent(), code == 554);
-        assert_eq!(received(&server, 0), "QUIT\r\n", "RFC 5321 3.1: only QUIT after a refusal");
+        assert_eq!(received(&server, 0).await, "QUIT\r\n", "RFC 5321 3.1: only QUIT after a refusal");
     }
 }
 

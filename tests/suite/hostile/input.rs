@@ -56,7 +56,7 @@ async fn control_bytes_in_envelope_addresses_are_refused_and_nothing_is_written(
     // The connection saw only the EHLO; the client is still usable.
     assert!(client.is_reusable());
     client.quit().await.unwrap();
-    assert_eq!(received(&server, 0), "EHLO localhost\r\nQUIT\r\n");
+    assert_eq!(received(&server, 0).await, "EHLO localhost\r\nQUIT\r\n");
 }
 
 #[tokio::test(start_paused = true)]
@@ -105,7 +105,7 @@ async fn control_bytes_in_auth_credentials_are_refused_before_connecting() {
         .await
         .unwrap();
     client.quit().await.unwrap();
-    assert!(received(&server, 0).contains("AUTH PLAIN"));
+    assert!(received(&server, 0).await.contains("AUTH PLAIN"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -118,7 +118,7 @@ async fn control_bytes_in_vrfy_are_refused_and_nothing_is_written() {
     }
     assert!(client.is_reusable());
     client.quit().await.unwrap();
-    assert_eq!(received(&server, 0), "EHLO localhost\r\nQUIT\r\n");
+    assert_eq!(received(&server, 0).await, "EHLO localhost\r\nQUIT\r\n");
 }
 
 #[tokio::test(start_paused = true)]

@@ -245,9 +245,9 @@ async fn auth_334_forever_stops_after_ten_challenges() {
             "{mechanism:?}: {err:?}"
         );
         // At most 10 responses were written after the AUTH line.
-        let lines = received(&server, 0).lines().count();
+        let lines = received(&server, 0).await.lines().count();
         assert!(lines <= 1 + 1 + 10, "{mechanism:?}: {lines} lines");
-        assert!(!received(&server, 0).contains("MAIL"));
+        assert!(!received(&server, 0).await.contains("MAIL"));
     }
 }
 
@@ -270,7 +270,7 @@ async fn auth_refused_and_odd_auth_replies() {
     let err = connect(&server, builder).await.unwrap_err();
     assert!(matches!(&err, Error::AuthFailed(r) if r.code().0 == 535), "{err:?}");
     assert!(err.is_permanent());
-    assert!(received(&server, 0).ends_with("QUIT\r\n"));
+    assert!(received(&server, 0).await.ends_with("QUIT\r\n"));
 
     let server = start(auth_server(Fault::Reply { code: 354, text: "go ahead".into() })).await;
     let err = connect(&server, auth_client(Mechanism::Plain)).await.unwrap_err();
@@ -298,7 +298,7 @@ async fn unsolicited_reply_after_ehlo_kills_the_connection() {
             assert!(matches!(client.send(&env(), "x").await, Err(Error::SessionClosed)));
         }
     }
-    assert!(!received(&server, 0).contains("MAIL"));
+    assert!(!received(&server, 0).await.contains("MAIL"));
 }
 
 #[tokio::test(start_paused = true)]

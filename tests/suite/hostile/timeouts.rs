@@ -28,6 +28,7 @@ fn distinct() -> Timeouts {
         data_init: s(23),
         data_block: s(29),
         data_end: s(31),
+        quit: s(37),
     }
 }
 
@@ -129,7 +130,7 @@ fn silent_cases() -> Vec<(Step, Phase, Duration)> {
         (Step::DataEnd, Phase::DataEnd, t.data_end),
         (Step::Noop, Phase::Noop, t.command),
         (Step::Rset, Phase::Rset, t.command),
-        (Step::Quit, Phase::Quit, t.command),
+        (Step::Quit, Phase::Quit, t.quit),
     ]
 }
 
@@ -235,8 +236,8 @@ async fn cancellation_at_every_await_point_poisons_the_client() {
                 None => {
                     cancelled += 1;
                     assert!(!client.is_reusable(), "{name}: cancelled after {k} polls");
-                    assert!(matches!(client.send(&env(), "again").await, Err(Error::SessionClosed)));
-                    assert!(matches!(client.noop().await, Err(Error::SessionClosed)));
+                    assert!(matches!(client.send(&env(), "again").await, Err(Error::Cancelled)));
+                    assert!(matches!(client.noop().await, Err(Error::Cancelled)));
                 }
                 Some(result) => {
                     result.unwrap_or_else(|e| panic!("{name}: {e:?}"));

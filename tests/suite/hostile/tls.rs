@@ -20,7 +20,7 @@ async fn starttls_upgrades_forgets_and_says_ehlo_again() {
     assert!(client.capabilities().auth_mechanisms().iter().any(|m| m == "PLAIN"));
     client.send(&env(), "x").await.unwrap();
     client.quit().await.unwrap();
-    let wire = received(&server, 0);
+    let wire = received(&server, 0).await;
     assert!(wire.starts_with("EHLO localhost\r\nSTARTTLS\r\nEHLO localhost\r\nAUTH PLAIN "), "{wire}");
     let msg = &server.messages()[0];
     assert!(msg.tls && msg.authenticated_as.as_deref() == Some("u"));
@@ -41,7 +41,7 @@ async fn plaintext_injected_after_the_starttls_220_is_fatal() {
             "{extra:?}: {err:?}"
         );
         // Nothing after STARTTLS: no plaintext command, no TLS.
-        assert_eq!(received(&server, 0), "EHLO localhost\r\nSTARTTLS\r\n", "{extra:?}");
+        assert_eq!(received(&server, 0).await, "EHLO localhost\r\nSTARTTLS\r\n", "{extra:?}");
         assert!(server.messages().is_empty());
     }
 }
@@ -52,7 +52,7 @@ async fn starttls_missing_with_tls_required_sends_only_ehlo_and_quit() {
     let err = connect(&server, trusting(&server).credentials(Credentials::new("u", "p"))).await.unwrap_err();
     assert!(matches!(err, Error::ExtensionMissing(Extension::StartTls)), "{err:?}");
     assert!(err.is_permanent());
-    assert_eq!(received(&server, 0), "EHLO localhost\r\nQUIT\r\n");
+    assert_eq!(received(&server, 0).await, "EHLO localhost\r\nQUIT\r\n");
 }
 
 #[tokio::test(start_paused = true)]
@@ -74,7 +74,7 @@ async fn starttls_refused_is_a_typed_error_and_nothing_goes_in_plaintext() {
         } else {
             "EHLO localhost\r\nSTARTTLS\r\nQUIT\r\n"
         };
-        assert_eq!(received(&server, 0), expected, "{code}");
+        assert_eq!(received(&server, 0).await, expected, "{code}");
     }
 }
 
@@ -91,7 +91,7 @@ async fn starttls_answered_with_250_is_a_protocol_error() {
         matches!(err, Error::Protocol(ProtocolError::UnexpectedReply { phase: Phase::StartTls, .. })),
         "{err:?}"
     );
-    assert_eq!(received(&server, 0), "EHLO localhost\r\nSTARTTLS\r\n");
+    assert_eq!(received(&server, 0).await, "EHLO localhost\r\nSTARTTLS\r\n");
 }
 
 #[tokio::test(start_paused = true)]
@@ -105,14 +105,14 @@ async fn ehlo_refused_with_tls_required_never_falls_back_to_helo() {
         .await;
         let err = connect(&server, trusting(&server)).await.unwrap_err();
         assert_rejected(&err, Phase::Ehlo, code);
-        assert_eq!(received(&server, 0), "EHLO localhost\r\nQUIT\r\n", "{code}: no HELO");
+        assert_eq!(received(&server, 0).await, "EHLO localhost\r\nQUIT\r\n", "{code}: no HELO");
     }
     // Without TLS, a 502 to EHLO falls back to HELO (RFC 5321 3.2) and mail flows.
     let server =
         start(TestServer::builder().on(Step::Ehlo, Fault::Reply { code: 502, text: "EHLO?".into() })).await;
     let mut client = connect(&server, plain()).await.unwrap();
     client.send(&env(), "x").await.unwrap();
-    assert!(received(&server, 0).starts_with("EHLO localhost\r\nHELO localhost\r\nMAIL FROM:"));
+    assert!(received(&server, 0).await.starts_with("EHLO localhost\r\nHELO localhost\r\nMAIL FROM:"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -124,14 +124,14 @@ async fn auth_in_plaintext_is_refused_unless_allowed() {
             smtpkit::Client::builder("localhost").tls(policy).credentials(Credentials::new("u", "p"));
         let err = connect(&server, client).await.unwrap_err();
         assert!(matches!(err, Error::InsecureAuth), "{policy:?}: {err:?}");
-        assert_eq!(received(&server, 0), "EHLO localhost\r\nQUIT\r\n", "{policy:?}: no AUTH");
+        assert_eq!(received(&server, 0).await, "EHLO localhost\r\nQUIT\r\n", "{policy:?}: no AUTH");
     }
     let server = start(builder()).await;
     let client = connect(&server, plain().credentials(Credentials::new("u", "p")).allow_insecure_auth(true))
         .await
         .expect("explicitly allowed");
     client.quit().await.unwrap();
-    assert!(received(&server, 0).contains("AUTH PLAIN"));
+    assert!(received(&server, 0).await.contains("AUTH PLAIN"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -143,6 +143,7 @@ async fn auth_over_unverified_tls_is_refused_unless_allowed() {
         .credentials(Credentials::new("u", "p"));
     let err = connect(&server, builder.clone()).await.unwrap_err();
     assert!(matches!(err, Error::InsecureAuth), "{err:?}");
+    received(&server, 0).await;
     assert!(server.transcripts()[0].contains("C: QUIT"));
     assert!(!server.transcripts()[0].contains("C: AUTH"));
     connect(&server, builder.allow_insecure_auth(true)).await.expect("allowed").quit().await.unwrap();
@@ -180,7 +181,11 @@ async fn bad_certificates_are_tls_errors_for_implicit_tls_and_starttls() {
             assert!(matches!(err, Error::Tls(_)), "{implicit} {kind:?}: {err:?}");
             assert!(err.is_permanent());
             let expected = if implicit { "" } else { "EHLO localhost\r\nSTARTTLS\r\n" };
-            assert_eq!(received(&server, 0), expected, "{implicit} {kind:?}: no plaintext beyond STARTTLS");
+            assert_eq!(
+                received(&server, 0).await,
+                expected,
+                "{implicit} {kind:?}: no plaintext beyond STARTTLS"
+            );
             cases += 1;
         }
     }
@@ -263,5 +268,5 @@ async fn capabilities_learned_before_tls_are_forgotten() {
     let caps = client.capabilities();
     assert!(!caps.has("X-PLAINTEXT-ONLY") && caps.auth_mechanisms().is_empty() && caps.size().is_none());
     client.send(&env(), "more than one octet").await.expect("SIZE 1 from plaintext does not apply");
-    assert_eq!(received(&server, 0).matches("EHLO localhost").count(), 2);
+    assert_eq!(received(&server, 0).await.matches("EHLO localhost").count(), 2);
 }
