@@ -161,11 +161,15 @@ impl ClientBuilder {
         self
     }
 
-    /// The EHLO name (default: the machine's fully qualified name, else the literal of the
-    /// connection's local address such as `[192.0.2.7]`; see
-    /// [`default_ehlo_name`](crate::connect::default_ehlo_name)).
+    /// The EHLO name. Default, on connections [`Connector::connect`] opens: the machine's
+    /// fully qualified name, else the literal of the connection's local address such as
+    /// `[192.0.2.7]`, never `localhost` (see
+    /// [`default_ehlo_name`](crate::connect::default_ehlo_name)). Over a stream given to
+    /// [`Connector::connect_with`] smtpkit cannot know the local address: set the name
+    /// there (it stays `localhost` otherwise).
     pub fn ehlo_name(mut self, name: EhloName) -> Self {
         self.session.ehlo_name = name;
+        self.net.ehlo_chosen = true;
         self
     }
 
@@ -378,7 +382,11 @@ impl Connector {
     async fn handshake<S: Stream>(&self, stream: S, local: Option<IpAddr>) -> Result<Client, Error> {
         let boxed: BoxStream = Box::new(stream);
         let mut config = self.inner.session.clone();
-        config.ehlo_name = crate::connect::ehlo::resolve_ehlo_name(&config.ehlo_name, local);
+        // Only for sockets smtpkit opened: over a caller's stream the local address is
+        // unknown, so the configured name (default `localhost`) is sent as set.
+        if !self.inner.net.ehlo_chosen && local.is_some() {
+            config.ehlo_name = crate::connect::default_ehlo_name(local);
+        }
         if let Some((user, provider)) = &self.inner.oauth {
             config.credentials = Some(Credentials::oauth(user.clone(), provider().await?));
         }

@@ -57,6 +57,8 @@ pub struct NetOptions {
     pub resolve: Option<Vec<SocketAddr>>,
     /// Happy Eyeballs connection attempt delay (default [`eyeballs::ATTEMPT_DELAY`]).
     pub attempt_delay: Option<Duration>,
+    /// The caller chose the EHLO name; otherwise [`default_ehlo_name`] picks it.
+    pub ehlo_chosen: bool,
 }
 
 impl NetOptions {

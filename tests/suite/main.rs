@@ -4,6 +4,7 @@
 //! without it they print a SKIPPED notice and return.
 
 mod auth;
+mod dial;
 #[cfg(feature = "dkim")]
 mod dkim;
 mod driver;
