@@ -48,8 +48,7 @@ fn env() -> Envelope {
 async fn happy_eyeballs_falls_back_from_a_black_hole_in_well_under_the_connect_timeout() {
     let hole = black_hole().await;
     let server = plain_server().await;
-    let mut timeouts = smtpkit::Timeouts::default();
-    timeouts.connect = Duration::from_secs(30);
+    let timeouts = smtpkit::Timeouts { connect: Duration::from_secs(30), ..Default::default() };
     let started = Instant::now();
     let mut client = Client::builder("localhost")
         .tls(TlsPolicy::Disabled)
@@ -73,8 +72,7 @@ async fn the_error_lists_every_address_and_why() {
     let hole = black_hole().await;
     let closed = closed_port();
     let never = closed_port();
-    let mut timeouts = smtpkit::Timeouts::default();
-    timeouts.connect = Duration::from_millis(700);
+    let timeouts = smtpkit::Timeouts { connect: Duration::from_millis(700), ..Default::default() };
     let err = Client::builder("mx.test")
         .tls(TlsPolicy::Disabled)
         .timeouts(timeouts)
@@ -100,7 +98,7 @@ async fn the_error_lists_every_address_and_why() {
 async fn local_address_is_bound_and_of_the_right_family() {
     let server = plain_server().await;
     let local: IpAddr = "127.0.0.1".parse().unwrap();
-    let mut client = Client::builder("127.0.0.1")
+    let client = Client::builder("127.0.0.1")
         .port(server.addr().port())
         .tls(TlsPolicy::Disabled)
         .local_address(local)
