@@ -22,4 +22,5 @@ mod session;
 mod smoke;
 mod smuggling;
 mod support;
+mod tls_mode;
 mod transcripts;
