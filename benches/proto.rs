@@ -221,8 +221,9 @@ fn run_session(script: &Script, envelope: &Envelope, body: &Bytes, messages: usi
     let mut s = Session::new(config, now);
     s.handle_input(now, b"220 mx.example.com ESMTP ready\r\n");
     let mut wire = 0usize;
-    while let Some(out) = s.poll_transmit(now) {
+    while let Some(out) = s.poll_transmit() {
         wire += out.len();
+        s.wrote(out.len(), now);
     }
     s.handle_input(now, &script.ehlo);
     for _ in 0..messages {
@@ -231,8 +232,9 @@ fn run_session(script: &Script, envelope: &Envelope, body: &Bytes, messages: usi
     let mut done = 0;
     let bound = messages * (script.recipients + 4) + 4;
     for flights in 0..bound {
-        while let Some(out) = s.poll_transmit(now) {
+        while let Some(out) = s.poll_transmit() {
             wire += out.len();
+            s.wrote(out.len(), now);
         }
         while let Some(ev) = s.poll_event() {
             match ev {

@@ -64,7 +64,7 @@ async fn main() -> ExitCode {
         (Some(u), _) => u.clone(),
         (None, Some(server)) => {
             eprintln!("SMTP_URL not set: using the embedded server at {}", server.addr());
-            server.url()
+            server.url_with_password()
         }
         (None, None) => return fail(2, "no server"),
     };

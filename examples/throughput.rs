@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! cargo run --release --example throughput -- --messages N --concurrency C --size BYTES \
-//!     --recipients R --port P [--threads T] [--batch B]
+//!     --recipients R --port P [--threads T] [--batch B] [--tls] [--ca-file PEM] \
+//!     [--rate MSGS_PER_SEC | --rate-redis redis://HOST:PORT --rate-key NAME] [--retry N]
+//! throughput --connect-only K --port P [--tls] [--ca-file PEM]
 //! ```
 //!
 //! Sends N messages whose body is BYTES bytes (lines of 78 `X` + CRLF, after a few fixed
@@ -10,16 +12,31 @@
 //! reused connections to `127.0.0.1:P` in plain SMTP, through the same [`Pool`] and
 //! [`Pool::send_each`] a user would call. Prints one JSON line,
 //! `{"client":"smtpkit","messages":N,"secs":S,"msgs_per_sec":M,...}`, and exits non-zero
-//! if any message failed. The clock covers connecting, sending and `QUIT`.
+//! if any message failed. The clock covers connecting, sending and `QUIT`. The JSON line
+//! also carries `sent`, `rejected`, `ambiguous`, `retried` (messages with a retry),
+//! `connections_opened` and `connections_reused`.
+//!
+//! - `--tls`: implicit TLS (SMTPS) to `localhost:P`; `--ca-file PEM` trusts the CA
+//!   certificate(s) in PEM instead of the system roots.
+//! - `--rate R`: at most R messages per second, evenly spaced (a local token bucket,
+//!   burst 1). `--rate-redis URL --rate-key NAME` (feature `redis`): the same limit kept
+//!   in Redis under NAME, shared by every process that uses the key.
+//! - `--retry N`: up to N attempts per message for failures that delivered nothing.
+//! - `--connect-only K`: open K connections one after another (connect, TLS handshake,
+//!   greeting, EHLO, `QUIT`), send nothing, and print
+//!   `{"client":"smtpkit","connections":K,"secs":S,"conns_per_sec":X}`.
 //!
 //! Without a server to point it at, run Postfix's sink: `smtp-sink 127.0.0.1:25250 1024`.
 
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use smtpkit::pool::{BulkOptions, Outgoing, Pool};
-use smtpkit::{Address, Client, Envelope, TlsPolicy};
+use smtpkit::rate::{LocalLimiter, RateLimiter};
+use smtpkit::retry::RetryPolicy;
+use smtpkit::{Address, Client, Connector, Envelope, TlsPolicy};
 
 struct Args {
     messages: usize,
@@ -29,6 +46,23 @@ struct Args {
     port: u16,
     threads: usize,
     batch: usize,
+    tls: bool,
+    ca_file: Option<String>,
+    connect_only: Option<usize>,
+    rate: Option<f64>,
+    rate_redis: Option<String>,
+    rate_key: Option<String>,
+    retry: Option<u32>,
+}
+
+/// What a run counted, for the JSON line.
+#[derive(Default)]
+struct Counts {
+    failed: usize,
+    ambiguous: usize,
+    retried: usize,
+    opened: u64,
+    reused: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -40,10 +74,21 @@ fn parse_args() -> Result<Args, String> {
         port: 25250,
         threads: 0,
         batch: 32,
+        tls: false,
+        ca_file: None,
+        connect_only: None,
+        rate: None,
+        rate_redis: None,
+        rate_key: None,
+        retry: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
+        if flag == "--tls" {
+            a.tls = true;
+            continue;
+        }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let num = || value.parse::<usize>().map_err(|_| format!("{flag}: not a number: {value}"));
         // Unknown flags are errors, so a typo never benchmarks the defaults.
@@ -57,6 +102,17 @@ fn parse_args() -> Result<Args, String> {
             }
             "--threads" => a.threads = num()?,
             "--batch" => a.batch = num()?.max(1),
+            "--ca-file" => a.ca_file = Some(value.clone()),
+            "--connect-only" => a.connect_only = Some(num()?),
+            "--rate" => {
+                let r = value.parse::<f64>().map_err(|_| format!("--rate: not a number: {value}"))?;
+                a.rate = Some(r);
+            }
+            "--rate-redis" => a.rate_redis = Some(value.clone()),
+            "--rate-key" => a.rate_key = Some(value.clone()),
+            "--retry" => {
+                a.retry = Some(u32::try_from(num()?).map_err(|_| format!("--retry: {value} is too large"))?)
+            }
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -82,8 +138,60 @@ fn build_message(body_len: usize, to: &str) -> Vec<u8> {
     m
 }
 
-async fn run(a: &Args) -> Result<(usize, f64), String> {
+/// The connector the flags describe: plain to 127.0.0.1, or implicit TLS to localhost.
+fn connector(a: &Args) -> Result<Connector, String> {
     let err = |e: smtpkit::Error| e.to_string();
+    let builder = if a.tls {
+        let b = Client::builder("localhost").port(a.port).tls(TlsPolicy::Implicit);
+        match &a.ca_file {
+            Some(pem) => b.without_native_roots().add_root_pem_file(pem).map_err(err)?,
+            None => b,
+        }
+    } else {
+        Client::builder("127.0.0.1").port(a.port).tls(TlsPolicy::Disabled)
+    };
+    builder.build().map_err(err)
+}
+
+/// The rate limiter the flags ask for, if any.
+fn limiter(a: &Args) -> Result<Option<Arc<dyn RateLimiter>>, String> {
+    if let Some(url) = &a.rate_redis {
+        let rate = a.rate.ok_or("--rate-redis needs --rate")?;
+        let key = a.rate_key.clone().ok_or("--rate-redis needs --rate-key")?;
+        return redis_limiter(url, &key, rate);
+    }
+    match a.rate {
+        Some(r) => Ok(Some(Arc::new(LocalLimiter::per_second(r).map_err(|e| e.to_string())?))),
+        None => Ok(None),
+    }
+}
+
+#[cfg(feature = "redis")]
+fn redis_limiter(url: &str, key: &str, rate: f64) -> Result<Option<Arc<dyn RateLimiter>>, String> {
+    let limiter = smtpkit::rate::RedisLimiter::builder(url, key)
+        .messages_per_sec(rate, 1)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(Some(Arc::new(limiter)))
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_limiter(_: &str, _: &str, _: f64) -> Result<Option<Arc<dyn RateLimiter>>, String> {
+    Err("--rate-redis needs the `redis` feature (cargo build --features redis)".into())
+}
+
+/// `--connect-only K`: K sequential connections, each greeted, EHLO'd and QUIT.
+async fn connect_only(a: &Args, k: usize) -> Result<f64, String> {
+    let connector = connector(a)?;
+    let start = Instant::now();
+    for _ in 0..k {
+        let client = connector.connect().await.map_err(|e| e.to_string())?;
+        client.quit().await.map_err(|e| e.to_string())?;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+async fn run(a: &Args) -> Result<(Counts, f64), String> {
     let recipients: Vec<Address> = (1..=a.recipients)
         .map(|i| Address::new(&format!("rcpt{i}@example.com")))
         .collect::<Result<_, _>>()
@@ -91,9 +199,14 @@ async fn run(a: &Args) -> Result<(usize, f64), String> {
     let from = Address::new("from@example.com").map_err(|e| e.to_string())?;
     let envelope = Envelope::new(Some(from), recipients).map_err(|e| e.to_string())?;
     let message = Bytes::from(build_message(a.size, "rcpt1@example.com"));
-    let connector =
-        Client::builder("127.0.0.1").port(a.port).tls(TlsPolicy::Disabled).build().map_err(err)?;
-    let pool = Pool::builder(connector).max_connections(a.concurrency).build();
+    let mut pool = Pool::builder(connector(a)?).max_connections(a.concurrency);
+    if let Some(limiter) = limiter(a)? {
+        pool = pool.rate_limiter(limiter).rate_wait(Duration::from_secs(3600));
+    }
+    if let Some(n) = a.retry {
+        pool = pool.retry(RetryPolicy::new(n).base_delay(Duration::from_millis(100)));
+    }
+    let pool = pool.build();
     let options = BulkOptions::default().concurrency(a.concurrency).batch(a.batch);
     let outgoing = (0..a.messages).map(|_| Outgoing::new(envelope.clone(), message.clone()));
 
@@ -114,7 +227,15 @@ async fn run(a: &Args) -> Result<(usize, f64), String> {
     if let Some(e) = first_error {
         eprintln!("throughput: {} message(s) failed; first error: {e}", summary.failed);
     }
-    Ok((summary.failed, secs))
+    let stats = pool.stats();
+    let counts = Counts {
+        failed: summary.failed,
+        ambiguous: summary.ambiguous,
+        retried: summary.retried,
+        opened: stats.opened,
+        reused: stats.reused,
+    };
+    Ok((counts, secs))
 }
 
 fn main() -> ExitCode {
@@ -122,7 +243,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             eprintln!(
-                "throughput: {e}\nusage: throughput --messages N --concurrency C --size BYTES --recipients R --port P [--threads T] [--batch B]"
+                "throughput: {e}\nusage: throughput --messages N --concurrency C --size BYTES --recipients R --port P [--threads T] [--batch B] [--tls] [--ca-file PEM] [--rate R | --rate-redis URL --rate-key NAME] [--retry N]\n       throughput --connect-only K --port P [--tls] [--ca-file PEM]"
             );
             return ExitCode::from(2);
         }
@@ -142,16 +263,37 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(k) = a.connect_only {
+        return match rt.block_on(connect_only(&a, k)) {
+            Ok(secs) => {
+                let rate = if secs > 0.0 { k as f64 / secs } else { 0.0 };
+                println!(
+                    "{{\"client\":\"smtpkit\",\"connections\":{k},\"secs\":{secs:.4},\"conns_per_sec\":{rate:.1}}}"
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("throughput: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match rt.block_on(run(&a)) {
-        Ok((failed, secs)) => {
+        Ok((c, secs)) => {
+            let failed = c.failed;
             let sent = a.messages - failed;
             println!(
-                "{{\"client\":\"smtpkit\",\"messages\":{},\"secs\":{secs:.4},\"msgs_per_sec\":{:.1},\"concurrency\":{},\"size\":{},\"recipients\":{},\"errors\":{failed}}}",
+                "{{\"client\":\"smtpkit\",\"messages\":{},\"secs\":{secs:.4},\"msgs_per_sec\":{:.1},\"concurrency\":{},\"size\":{},\"recipients\":{},\"errors\":{failed},\"sent\":{sent},\"rejected\":{},\"ambiguous\":{},\"retried\":{},\"connections_opened\":{},\"connections_reused\":{}}}",
                 a.messages,
                 sent as f64 / secs,
                 a.concurrency,
                 a.size,
                 a.recipients,
+                failed - c.ambiguous,
+                c.ambiguous,
+                c.retried,
+                c.opened,
+                c.reused,
             );
             if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }

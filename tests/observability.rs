@@ -60,7 +60,7 @@ fn spans_and_events_redact_auth_and_never_log_bodies() {
         rt.block_on(async {
             let server =
                 TestServer::builder().starttls(true).user("alice", "hunter2-secret").start().await.unwrap();
-            let mut client = Client::from_url(&server.url())
+            let mut client = Client::from_url(&server.url_with_password())
                 .unwrap()
                 .add_root_pem(server.ca_pem().as_bytes())
                 .unwrap()
@@ -71,7 +71,7 @@ fn spans_and_events_redact_auth_and_never_log_bodies() {
             client.send(&env, "Subject: x\r\n\r\nconfidential body text\r\n").await.unwrap();
             client.quit().await.unwrap();
             // The pool's counters are events too.
-            let connector = Client::from_url(&server.url())
+            let connector = Client::from_url(&server.url_with_password())
                 .unwrap()
                 .add_root_pem(server.ca_pem().as_bytes())
                 .unwrap()

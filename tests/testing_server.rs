@@ -407,8 +407,9 @@ async fn rejected_recipient_and_sender() {
 #[tokio::test]
 async fn starttls_forgets_state_and_offers_auth() {
     let server = start(TestServer::builder().starttls(true).user("alice", "s3cret").require_auth(true)).await;
-    assert!(server.url().starts_with("smtp://alice:s3cret@127.0.0.1:"));
-    assert!(server.url().ends_with("?tls=required"));
+    assert!(server.url_with_password().starts_with("smtp://alice:s3cret@127.0.0.1:"));
+    assert!(server.url_with_password().ends_with("?tls=required"));
+    assert_eq!(server.url(), format!("smtp://{}?tls=required", server.addr()));
     let mut c = greeted(&server).await;
     let ehlo = c.cmd("EHLO c.example").await;
     assert!(ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"), "{ehlo}");
@@ -905,7 +906,12 @@ async fn concurrent_connections() {
 #[tokio::test]
 async fn url_forms() {
     let plain = start(TestServer::builder().user("a b", "p@ss")).await;
-    assert_eq!(plain.url(), format!("smtp://a%20b:p%40ss@{}?tls=none", plain.addr()));
+    assert_eq!(plain.url_with_password(), format!("smtp://a%20b:p%40ss@{}?tls=none", plain.addr()));
+    // Issue 10 #7: the plain URL is safe to print.
+    assert_eq!(plain.url(), format!("smtp://{}?tls=none", plain.addr()));
+    assert!(!format!("{plain:?}").contains("p%40ss"), "{plain:?}");
+    let anonymous = start(TestServer::builder().implicit_tls(true)).await;
+    assert_eq!(anonymous.url_with_password(), anonymous.url());
     assert!(plain.ca_pem().starts_with("-----BEGIN CERTIFICATE-----"));
 }
 
@@ -1064,4 +1070,158 @@ fn builder_debug_never_shows_credentials() {
     let shown = format!("{builder:?}");
     assert!(shown.contains("alice") && shown.contains("bob"), "{shown}");
     assert!(!shown.contains("hunter2") && !shown.contains("token-secret"), "{shown}");
+}
+
+/// The id after `queued as ` in a reply.
+fn queued_as(reply: &str) -> String {
+    let at = reply.find("queued as ").expect("a queue id") + "queued as ".len();
+    reply[at..].to_owned()
+}
+
+/// Issue 10 #7: the queue id names one message, not one connection.
+#[tokio::test]
+async fn every_message_gets_its_own_queue_id() {
+    let server = start(TestServer::builder().chunking(true)).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let mut c = greeted(&server).await;
+        for _ in 0..2 {
+            c.cmd("MAIL FROM:<a@x.example>").await;
+            c.cmd("RCPT TO:<b@x.example>").await;
+            c.cmd("DATA").await;
+            ids.push(queued_as(&c.cmd("hi\r\n.").await));
+        }
+        c.cmd("MAIL FROM:<a@x.example>").await;
+        c.cmd("RCPT TO:<b@x.example>").await;
+        ids.push(queued_as(&c.cmd("BDAT 4 LAST\r\nhi\r\n").await));
+        c.cmd("QUIT").await;
+    }
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 6, "{ids:?}");
+    let messages = server.wait_for_messages(6, WAIT).await;
+    let recorded: Vec<String> = messages.iter().map(|m| m.queue_id.clone()).collect();
+    assert_eq!(recorded, ids);
+}
+
+/// Issue 10 #7: what a test prints of the server never shows an AUTH payload, unless it
+/// asks for the raw bytes by name.
+#[tokio::test]
+async fn auth_payloads_are_redacted_unless_asked_for() {
+    let server = start(TestServer::builder().auth_requires_tls(false).user("alice", "s3cret")).await;
+    let plain = "AGFsaWNlAHMzY3JldA==";
+    let mut c = greeted(&server).await;
+    assert_eq!(code(&c.cmd(&format!("AUTH PLAIN {plain}")).await), "235");
+    c.cmd("QUIT").await;
+    let (user, password) = ("YWxpY2U=", "czNjcmV0");
+    let mut c = greeted(&server).await;
+    assert_eq!(code(&c.cmd("AUTH LOGIN").await), "334");
+    assert_eq!(code(&c.cmd(user).await), "334");
+    assert_eq!(code(&c.cmd(password).await), "235");
+    c.cmd("NOOP").await;
+    c.cmd("QUIT").await;
+    assert!(eventually(|| server.transcripts()[1].contains("C: QUIT")).await);
+
+    let bytes: Vec<String> =
+        server.received_bytes().iter().map(|b| String::from_utf8_lossy(b).into()).collect();
+    let transcripts = server.transcripts();
+    for secret in [plain, user, password] {
+        assert!(!bytes.concat().contains(secret), "{secret} in {bytes:?}");
+        assert!(!transcripts.concat().contains(secret), "{secret} in {transcripts:?}");
+    }
+    assert!(bytes[0].contains("EHLO client.example\r\nAUTH PLAIN [redacted]\r\nQUIT\r\n"), "{}", bytes[0]);
+    assert!(bytes[1].contains("AUTH LOGIN\r\n[redacted]\r\n[redacted]\r\nNOOP\r\n"), "{}", bytes[1]);
+    assert!(transcripts[0].contains("C: AUTH PLAIN [redacted]\n"), "{}", transcripts[0]);
+    assert!(
+        transcripts[1].contains("C: AUTH LOGIN\nS: 334 VXNlcm5hbWU6\nC: [redacted]\n"),
+        "{}",
+        transcripts[1]
+    );
+
+    let raw = server.received_bytes_with_secrets();
+    assert!(String::from_utf8_lossy(&raw[0]).contains(&format!("AUTH PLAIN {plain}\r\nQUIT\r\n")));
+    assert!(String::from_utf8_lossy(&raw[1]).contains(&format!("AUTH LOGIN\r\n{user}\r\n{password}\r\n")));
+    let raw = server.transcripts_with_secrets();
+    assert!(raw[0].contains(&format!("C: AUTH PLAIN {plain}\n")), "{}", raw[0]);
+    assert!(raw[1].contains(&format!("C: {user}\nS: 334 UGFzc3dvcmQ6\nC: {password}\n")), "{}", raw[1]);
+}
+
+/// Issue 16 #6: what the server captured reads as a person would read it: decoded
+/// subject and display names, the date, the bodies, attachments with their names, types
+/// and decoded sizes.
+#[tokio::test]
+async fn captured_mail_reads_as_a_person_would_read_it() {
+    use smtpkit::{Client, Message};
+    let server = start(TestServer::builder().smtputf8(true)).await;
+    let pdf = [b"%PDF-1.4\n".to_vec(), vec![0xAB; 48_213 - 9]].concat();
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    let date = std::time::UNIX_EPOCH + Duration::from_secs(1_796_410_800);
+    let message = Message::builder()
+        .from(("Zoë Chen", "zoe@example.com"))
+        .to("Bob <bob@example.com>")
+        .cc("carol@example.com")
+        .subject("月度报告 — Q4")
+        .date(date)
+        .text_body("见附件。")
+        .html_body("<p>见附件 <img src=\"cid:logo@example.com\"></p>")
+        .inline_image("logo@example.com", "image/png", png.clone())
+        .attachment("报告.pdf", "application/pdf", pdf.clone())
+        .build()
+        .unwrap();
+    let mut client = Client::from_url(&server.url()).unwrap().connect().await.unwrap();
+    client.send_message(&message).await.unwrap();
+    client.quit().await.unwrap();
+    let got = &server.wait_for_messages(1, WAIT).await[0];
+
+    assert!(got.header("subject").unwrap().starts_with("=?"), "the raw field is encoded");
+    assert_eq!(got.subject().as_deref(), Some("月度报告 — Q4"));
+    assert_eq!(got.from().len(), 1);
+    assert_eq!(got.from()[0].to_string(), "Zoë Chen <zoe@example.com>");
+    assert_eq!(got.to()[0].address, "bob@example.com");
+    assert_eq!(got.cc()[0].address, "carol@example.com");
+    assert_eq!(got.decoded_header("From").as_deref(), Some("Zoë Chen <zoe@example.com>"));
+    assert_eq!(got.date(), Some(date));
+    assert_eq!(got.message_id().as_deref(), Some(message.message_id().trim_matches(['<', '>'])));
+    assert_eq!(got.text_body().as_deref().map(str::trim_end), Some("见附件。"));
+    assert!(got.html_body().unwrap().contains("cid:logo@example.com"));
+
+    let files = got.attachments();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let report = files.iter().find(|f| !f.inline).unwrap();
+    assert_eq!(report.file_name.as_deref(), Some("报告.pdf"));
+    assert_eq!(report.content_type, "application/pdf");
+    assert_eq!(report.size(), 48_213);
+    assert_eq!(report.content, pdf);
+    let logo = files.iter().find(|f| f.inline).unwrap();
+    assert_eq!(logo.content_type, "image/png");
+    assert_eq!(logo.content_id.as_deref(), Some("logo@example.com"));
+    assert_eq!(logo.content, png);
+}
+
+/// An AUTH payload too long for the server (over 12,288 octets, RFC 4954 4) is refused,
+/// and redacted like any other, whether it came in one read or many.
+#[tokio::test]
+async fn over_long_auth_payloads_are_redacted_too() {
+    let server = start(TestServer::builder().auth_requires_tls(false).user("alice", "s3cret")).await;
+    let secret = "S".repeat(20_000);
+    let mut c = greeted(&server).await;
+    assert_eq!(c.cmd(&format!("AUTH PLAIN {secret}")).await, "500 5.5.2 Line too long");
+    assert_eq!(code(&c.cmd("AUTH LOGIN").await), "334");
+    // In pieces, so the server sees the line grow past its limit over several reads.
+    for piece in secret.as_bytes().chunks(4096) {
+        c.send(piece).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(c.cmd("").await, "500 5.5.2 Line too long");
+    c.cmd("QUIT").await;
+    assert!(eventually(|| server.transcripts()[0].contains("C: QUIT")).await);
+    let bytes = String::from_utf8(server.received_bytes()[0].clone()).unwrap();
+    assert!(!bytes.contains("SSSS"), "{}", &bytes[..200.min(bytes.len())]);
+    assert!(
+        bytes.contains("EHLO client.example\r\n[redacted]\r\nAUTH LOGIN\r\n[redacted]\r\nQUIT\r\n"),
+        "{bytes}"
+    );
+    let raw = String::from_utf8(server.received_bytes_with_secrets()[0].clone()).unwrap();
+    assert!(raw.contains(&format!("AUTH PLAIN {secret}\r\nAUTH LOGIN\r\n{secret}\r\nQUIT")));
 }

@@ -58,9 +58,13 @@ if ! flock -w 120 8; then
     exit 1
 fi
 
-read -r -a ports <<<"$(free_ports 9 "$lo" "$hi")"
-if ((${#ports[@]} < 9)); then
-    echo "interop: fewer than 9 free ports in $range (found: ${ports[*]:-none})" >&2
+# 8 for Postfix, aiosmtpd and redis, 2 for Dante and tinyproxy, then one per smtp-sink
+# instance.
+sinks="$("$here/smtp-sink.sh" count)"
+need=$((10 + sinks))
+read -r -a ports <<<"$(free_ports "$need" "$lo" "$hi")"
+if ((${#ports[@]} < need)); then
+    echo "interop: fewer than $need free ports in $range (found: ${ports[*]:-none})" >&2
     exit 1
 fi
 
@@ -72,9 +76,11 @@ tiny_pass="px-$(openssl rand -hex 12)"
 
 SMTPKIT_POSTFIX_PASSWORD="$pf_pass" "$here/postfix.sh" start "${ports[0]}" "${ports[1]}" "${ports[2]}" "${ports[3]}"
 SMTPKIT_AIOSMTPD_PASSWORD="$ai_pass" "$here/aiosmtpd.sh" start "${ports[4]}" "${ports[5]}" "${ports[6]}"
+"$here/redis.sh" start "${ports[7]}"
+"$here/smtp-sink.sh" start "${ports[@]:10:$sinks}"
 # Proxies in front of Postfix; tinyproxy tunnels only to its STARTTLS and implicit-TLS ports.
-SMTPKIT_DANTE_PASSWORD="$dante_pass" "$here/dante.sh" start "${ports[7]}"
-SMTPKIT_TINYPROXY_PASSWORD="$tiny_pass" "$here/tinyproxy.sh" start "${ports[8]}" proxyuser "${ports[0]}" "${ports[1]}"
+SMTPKIT_DANTE_PASSWORD="$dante_pass" "$here/dante.sh" start "${ports[8]}"
+SMTPKIT_TINYPROXY_PASSWORD="$tiny_pass" "$here/tinyproxy.sh" start "${ports[9]}" proxyuser "${ports[0]}" "${ports[1]}"
 flock -u 8
 
 umask 077
@@ -90,19 +96,24 @@ export SMTPKIT_POSTFIX_UNTRUSTED=127.0.0.1:${ports[3]}
 export SMTPKIT_POSTFIX_USER=testuser@example.test
 export SMTPKIT_POSTFIX_PASSWORD=$pf_pass
 export SMTPKIT_POSTFIX_MAILDIR=$(postfix_runtime)/postfix-maildir
+# The instance's config directory, for its sendmail(1): sendmail -C DIR (postdrop into its queue).
+export SMTPKIT_POSTFIX_CONFIG=$(postfix_runtime)/postfix/etc
+export SMTPKIT_POSTFIX_SENDMAIL=$(command -v sendmail || echo /usr/sbin/sendmail)
 export SMTPKIT_AIOSMTPD_STARTTLS=127.0.0.1:${ports[4]}
 export SMTPKIT_AIOSMTPD_SMTPS=127.0.0.1:${ports[5]}
 export SMTPKIT_AIOSMTPD_LMTP=127.0.0.1:${ports[6]}
 export SMTPKIT_AIOSMTPD_USER=testuser@example.test
 export SMTPKIT_AIOSMTPD_PASSWORD=$ai_pass
 export SMTPKIT_AIOSMTPD_MAILDIR=$interop/aiosmtpd-maildir
-export SMTPKIT_DANTE=127.0.0.1:${ports[7]}
+export SMTPKIT_REDIS_URL=redis://127.0.0.1:${ports[7]}
+export SMTPKIT_DANTE=127.0.0.1:${ports[8]}
 export SMTPKIT_DANTE_USER=$("$here/dante.sh" account)
 export SMTPKIT_DANTE_PASSWORD=$dante_pass
-export SMTPKIT_TINYPROXY=127.0.0.1:${ports[8]}
+export SMTPKIT_TINYPROXY=127.0.0.1:${ports[9]}
 export SMTPKIT_TINYPROXY_USER=proxyuser
 export SMTPKIT_TINYPROXY_PASSWORD=$tiny_pass
 ENV
+cat "$interop/sink.env" >>"$interop/env"
 
 pf_version="$(postconf -d -h mail_version 2>/dev/null || echo '?')"
 ai_version="$("$interop/venv/bin/python" -c 'import aiosmtpd; print(aiosmtpd.__version__)' 2>/dev/null || echo '?')"
@@ -112,5 +123,6 @@ echo "interop: postfix $pf_version up (pid $pf_pid) on 127.0.0.1:${ports[0]} (st
     "${ports[1]} (implicit tls) ${ports[2]} (submission) ${ports[3]} (starttls, untrusted cert)"
 echo "interop: aiosmtpd $ai_version up (pid $ai_pid) on 127.0.0.1:${ports[4]} (starttls)" \
     "${ports[5]} (implicit tls) ${ports[6]} (lmtp)"
-echo "interop: dante (socks5, user/password) on 127.0.0.1:${ports[7]}, tinyproxy (http connect, basic auth) on 127.0.0.1:${ports[8]}"
+echo "interop: $sinks smtp-sink instances up on 127.0.0.1:${ports[10]}..${ports[$((9 + sinks))]} (fault flags, see smtp-sink.sh)"
+echo "interop: dante (socks5, user/password) on 127.0.0.1:${ports[8]}, tinyproxy (http connect, basic auth) on 127.0.0.1:${ports[9]}"
 echo "interop: environment in $interop/env"

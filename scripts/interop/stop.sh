@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stops the interop servers recorded in .interop/pids ("NAME PID [CONFIG_DIR]" lines),
 # by PID only: nothing else on the machine is touched.
-#   stop.sh [NAME...]    stops the named servers (postfix, aiosmtpd, dante, tinyproxy), or all
+#   stop.sh [NAME...]    stops the named servers (postfix, aiosmtpd, redis, smtp-sink, dante,
+#                        tinyproxy), or all of them
 # A PID whose process no longer runs the expected program (reused PID) is skipped. Each
 # server gets a graceful stop, then SIGKILL after a 10 s deadline. Always exits 0 unless
 # a server survived SIGKILL, so it is safe in an EXIT trap.
@@ -33,6 +34,8 @@ is_ours() {
     aiosmtpd) [[ $cmd == *aiosmtpd_server.py* ]] ;;
     dante) [[ $cmd == danted\ * ]] ;;
     tinyproxy) [[ $cmd == tinyproxy\ * ]] ;;
+    redis) [[ $cmd == *redis-server* ]] ;;
+    smtp-sink) [[ $cmd == smtp-sink\ * ]] ;;
     *) return 1 ;;
     esac
 }

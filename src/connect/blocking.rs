@@ -2,8 +2,8 @@
 //! proxy exchange as the tokio dialer, with one thread per attempt (a std connect cannot
 //! be polled) and socket timeouts for the proxy exchange.
 //!
-//! Name resolution uses the system resolver (`ToSocketAddrs`), which takes no deadline;
-//! pass addresses through [`NetOptions::resolve`] to avoid it.
+//! Name resolution uses the system resolver (`ToSocketAddrs`) on a thread of its own, so
+//! the connect deadline holds even when the resolver hangs.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
@@ -50,12 +50,22 @@ fn connect_host(
         |resolve: Option<String>, attempts| Unreachable { host: host.to_string(), attempts, resolve };
     let addrs: Vec<SocketAddr> = match &net.resolve {
         Some(addrs) => addrs.clone(),
-        None => (host, port)
-            .to_socket_addrs()
-            .map_err(|e| unreachable(Some(e.to_string()), Vec::new()))?
-            .collect(),
+        None => resolve(host, port, deadline).map_err(|e| unreachable(Some(e), Vec::new()))?,
     };
     race(&addrs, net, deadline).map_err(|attempts| unreachable(None, attempts))
+}
+
+/// Resolves on a thread of its own, so a hanging resolver costs at most the connect
+/// deadline (std's resolver takes no timeout); the thread ends when the resolver gives up.
+fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<SocketAddr>, String> {
+    let (tx, rx) = mpsc::channel();
+    let name = host.to_string();
+    std::thread::spawn(move || tx.send((name.as_str(), port).to_socket_addrs().map(Iterator::collect)));
+    match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Ok(Ok(addrs)) => Ok(addrs),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".into()),
+    }
 }
 
 /// RFC 8305 section 5 with threads: a connect that wins after the race is over finds the

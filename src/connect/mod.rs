@@ -27,7 +27,7 @@ pub mod proxy;
 mod socks5;
 pub mod tunnel;
 
-#[cfg(feature = "client")]
+#[cfg(any(feature = "client", feature = "blocking"))]
 mod builder;
 #[cfg(feature = "client")]
 pub(crate) mod dial;

@@ -7,9 +7,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use rustls::{ClientConfig, ClientConnection, RootCertStore};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, sleep, timeout_at};
-use tokio_rustls::rustls::{ClientConfig, ClientConnection, RootCertStore};
 
 use super::error::{ConnectError, Evidence, TlsModeHint, WrongTlsMode};
 use super::hint::{self, PREFIX_LEN, SILENCE_PROBE_AFTER};
@@ -135,14 +135,14 @@ async fn tls_answers(connector: &Connector, net: &NetOptions) -> bool {
 
 /// A ClientHello for `host` from a throwaway configuration (no handshake follows it).
 fn client_hello(host: &str) -> Option<Vec<u8>> {
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .ok()?
         .with_root_certificates(RootCertStore::empty())
         .with_no_client_auth();
-    let name = crate::driver::tls::server_name(host)
-        .or_else(|_| crate::driver::tls::server_name("probe.invalid"))
+    let name = crate::config::tls::server_name(host)
+        .or_else(|_| crate::config::tls::server_name("probe.invalid"))
         .ok()?;
     let mut conn = ClientConnection::new(Arc::new(config), name).ok()?;
     let mut hello = Vec::new();

@@ -2,13 +2,11 @@
 //! [`Session`](crate::proto::session::Session), performs the STARTTLS hand-off and enforces
 //! deadlines with the tokio clock (so tests can pause it).
 
-pub(crate) mod tls;
 pub mod transport;
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -16,23 +14,13 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use tokio::time::{Instant, Sleep, sleep_until, timeout_at};
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::ClientConfig;
-use tokio_rustls::rustls::pki_types::ServerName;
 
 use crate::proto::error::{Error, Phase};
-use crate::proto::session::{Event, Session, TraceLine, Want};
+use crate::proto::session::{Event, Session, Want};
 use transport::Transport;
 
-/// Receives the redacted transcript, one line at a time.
-pub type TraceSink = Arc<dyn Fn(&TraceLine) + Send + Sync>;
-
-/// Where STARTTLS goes.
-#[derive(Clone)]
-pub(crate) struct TlsTarget {
-    pub config: Arc<ClientConfig>,
-    pub name: ServerName<'static>,
-    pub verified: bool,
-}
+pub(crate) use crate::config::TraceSink;
+pub(crate) use crate::config::tls::{TlsTarget, io_error, tls_error};
 
 const READ_BUF: usize = 16 * 1024;
 /// Most pieces gathered into one vectored write.
@@ -178,11 +166,8 @@ impl Driver {
                 }
             }
             self.flush_trace();
-            // One clock reading serves the whole flight: the commands' deadlines and the
-            // write's (reading the clock is not free on every machine).
-            let started = Instant::now();
-            if self.take_output(started.into_std()) {
-                self.write(started).await;
+            if self.take_output() {
+                self.write().await;
                 // The pieces may be the caller's message: not kept past their write. The
                 // session's own buffers go back to it for reuse.
                 for chunk in self.chunks.drain(..) {
@@ -256,10 +241,10 @@ impl Driver {
 
     /// Takes what the session has to write, up to [`MAX_CHUNKS`] pieces (a large body
     /// comes as a piece of its own, between commands), for one vectored write.
-    fn take_output(&mut self, now: std::time::Instant) -> bool {
+    fn take_output(&mut self) -> bool {
         self.chunks.clear();
         while self.chunks.len() < MAX_CHUNKS {
-            match self.session.poll_transmit(now) {
+            match self.session.poll_transmit() {
                 Some(chunk) => self.chunks.push(chunk),
                 None => break,
             }
@@ -269,13 +254,22 @@ impl Driver {
 
     /// Writes the taken pieces whole, reading at the same time: a server may reply early
     /// (a 550 during DATA, then stop reading) and its words beat a broken pipe.
-    async fn write(&mut self, started: Instant) {
+    ///
+    /// Every completed write is reported to the session ([`Session::wrote`]). RFC 5321
+    /// section 4.5.3.2.5 times the data block per "TCP SEND call", so the write fails after
+    /// [`Timeouts::data_block`](crate::proto::timeouts::Timeouts) without progress, however
+    /// long the whole flight takes; meanwhile the reply deadlines of commands already
+    /// written keep running.
+    async fn write(&mut self) {
         self.ensure_buf();
-        let deadline = started + self.session.config().timeouts.data_block;
+        let block = self.session.config().timeouts.data_block;
+        let mut stalled_at = Instant::now() + block;
         let total: usize = self.chunks.iter().map(Bytes::len).sum();
         let mut written = 0;
         let mut reading = true;
         while written < total {
+            let reply_due = self.session.poll_timeout().map(Instant::from_std);
+            let deadline = reply_due.map_or(stalled_at, |due| due.min(stalled_at));
             let (io, buf, timer, chunks) = (&mut self.io, &mut self.buf, &mut self.timer, &self.chunks);
             let step = poll_fn(|cx| {
                 let (slices, n) = unwritten(chunks, written);
@@ -297,7 +291,12 @@ impl Driver {
                     self.session.handle_error(io_error(io::ErrorKind::WriteZero.into()));
                     return;
                 }
-                Ok(Io::Wrote(Ok(n))) => written += n,
+                Ok(Io::Wrote(Ok(n))) => {
+                    written += n;
+                    let at = Instant::now();
+                    self.session.wrote(n, at.into_std());
+                    stalled_at = at + block;
+                }
                 Ok(Io::Wrote(Err(e))) => {
                     self.drain_after_write_error().await;
                     self.session.handle_error(io_error(e));
@@ -313,8 +312,8 @@ impl Driver {
                     self.session.handle_error(io_error(e));
                     return;
                 }
-                Err(_) => {
-                    self.session.handle_error(Error::Timeout(Phase::DataBlock));
+                Err(()) => {
+                    self.write_timed_out(reply_due);
                     return;
                 }
             }
@@ -325,12 +324,23 @@ impl Driver {
         let (io, timer) = (&mut self.io, &mut self.timer);
         let flush = poll_fn(|cx| match Pin::new(&mut *io).poll_flush(cx) {
             Poll::Ready(r) => Poll::Ready(Ok(r)),
-            Poll::Pending => timer.poll_expired(cx, deadline).map(Err),
+            Poll::Pending => timer.poll_expired(cx, stalled_at).map(Err),
         });
         match flush.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => self.session.handle_error(io_error(e)),
             Err(()) => self.session.handle_error(Error::Timeout(Phase::DataBlock)),
+        }
+    }
+
+    /// The write's timer fired: a written command's reply is overdue (the session names
+    /// its phase), or the write made no progress for the data-block time.
+    fn write_timed_out(&mut self, reply_due: Option<Instant>) {
+        let now = Instant::now();
+        if reply_due.is_some_and(|due| now >= due) {
+            self.session.handle_timeout(now.into_std());
+        } else {
+            self.session.handle_error(Error::Timeout(Phase::DataBlock));
         }
     }
 
@@ -399,23 +409,6 @@ impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Driver").field("session", &self.session).finish_non_exhaustive()
     }
-}
-
-/// An I/O error, or a TLS one when rustls is behind it: after the handshake a TLS failure
-/// still arrives through reads and writes (with TLS 1.3 a server refuses a client
-/// certificate only after the client's handshake is complete, with an alert on the next
-/// read).
-pub(crate) fn io_error(e: io::Error) -> Error {
-    if e.get_ref().is_some_and(|inner| inner.is::<tokio_rustls::rustls::Error>()) {
-        return Error::Tls(Arc::new(e));
-    }
-    Error::Io(Arc::new(e))
-}
-
-/// tokio-rustls reports TLS failures (certificate, protocol) as `InvalidData` I/O errors
-/// wrapping the rustls error; anything else during the handshake is the network.
-pub(crate) fn tls_error(e: io::Error) -> Error {
-    if e.kind() == io::ErrorKind::InvalidData { Error::Tls(Arc::new(e)) } else { io_error(e) }
 }
 
 #[cfg(test)]

@@ -41,7 +41,9 @@
 //! # Ok(()) }
 //! ```
 
+mod breaker;
 mod bulk;
+mod policy;
 
 use std::fmt;
 use std::future::Future;
@@ -55,6 +57,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::client::{Client, Connector};
+use crate::metrics::Counter;
 use crate::proto::address::Envelope;
 use crate::proto::capabilities::Capabilities;
 use crate::proto::error::Error;
@@ -62,6 +65,7 @@ use crate::proto::params::MessageOptions;
 use crate::proto::reply::Reply;
 use crate::proto::session::{MessageId, SendReport};
 
+pub use breaker::{BreakerConfig, BreakerStats};
 pub use bulk::{BulkOptions, BulkSummary, MessageOutcome, Outgoing, Progress};
 
 /// Opens one ready connection; see [`Pool::builder_with_connect_fn`].
@@ -83,6 +87,16 @@ pub enum PoolError {
     /// The pool was closed ([`Pool::close`]), before or while waiting.
     #[error("the pool is closed")]
     Closed,
+    /// The rate limiter did not grant the send ([`PoolBuilder::rate_limiter`]).
+    #[error(transparent)]
+    Rate(#[from] crate::rate::RateError),
+    /// Connecting failed too often in a row: the pool considers the server down and fails
+    /// fast for a while instead of opening a socket per checkout ([`PoolBuilder::breaker`]).
+    #[error("server unavailable after repeated connect failures; retry after {retry_after:?}")]
+    Unavailable {
+        /// When the pool will try the server again.
+        retry_after: Duration,
+    },
 }
 
 impl PoolError {
@@ -100,6 +114,8 @@ impl PoolError {
             PoolError::Smtp(e) => e.is_transient(),
             PoolError::Timeout(_) => true,
             PoolError::Closed => false,
+            PoolError::Rate(e) => e.is_transient(),
+            PoolError::Unavailable { .. } => true,
         }
     }
 
@@ -167,6 +183,8 @@ pub struct PoolConfig {
     max_messages: Option<u64>,
     probe_after: Option<Duration>,
     probe_timeout: Duration,
+    /// Rate limit, retries and metrics (`policy.rs`).
+    policy: policy::Policy,
 }
 
 impl Default for PoolConfig {
@@ -179,6 +197,7 @@ impl Default for PoolConfig {
             max_messages: None,
             probe_after: Some(Duration::from_secs(10)),
             probe_timeout: Duration::from_secs(30),
+            policy: policy::Policy::default(),
         }
     }
 }
@@ -303,6 +322,7 @@ impl Inner {
     /// the background (bounded by the probe timeout); a broken one is just dropped.
     fn discard(&self, client: Client) {
         bump(&self.counters.discarded, 1, "discarded");
+        self.config.policy.count(Counter::ConnectionsDiscarded);
         if client.is_reusable() {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 let limit = self.config.probe_timeout;
@@ -381,23 +401,27 @@ impl Pool {
             if let Some(ready) = self.revive(&mut idle, deadline).await {
                 if ready {
                     bump(&self.inner.counters.reused, 1, "reused");
+                    self.inner.config.policy.count(Counter::ConnectionsReused);
                     return Ok(PooledClient::new(idle, permit, self.inner.clone()));
                 }
             }
             self.inner.discard(idle.client);
         }
-        let opened = match timeout_at(deadline, (self.inner.connect)()).await {
+        let opened = match self.open(deadline).await? {
             Ok(Ok(client)) => client,
             Ok(Err(e)) => {
                 bump(&self.inner.counters.connect_failures, 1, "connect_failures");
+                self.inner.config.policy.count(Counter::ConnectionsFailed);
                 return Err(e.into());
             }
             Err(_) => {
                 bump(&self.inner.counters.connect_failures, 1, "connect_failures");
+                self.inner.config.policy.count(Counter::ConnectionsFailed);
                 return Err(PoolError::Timeout(limit));
             }
         };
         bump(&self.inner.counters.opened, 1, "opened");
+        self.inner.config.policy.count(Counter::ConnectionsOpened);
         let now = Instant::now();
         Ok(PooledClient::new(
             Idle { client: opened, born: now, since: now, messages: 0 },
@@ -470,6 +494,7 @@ impl Pool {
         let mut quits = tokio::task::JoinSet::new();
         for conn in idle {
             bump(&self.inner.counters.discarded, 1, "discarded");
+            self.inner.config.policy.count(Counter::ConnectionsDiscarded);
             quits.spawn(async move {
                 let _ = timeout(limit, conn.client.quit()).await;
             });

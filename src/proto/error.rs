@@ -93,6 +93,9 @@ pub enum Extension {
     EightBitMime,
     /// RFC 6531 SMTPUTF8 (an address is not ASCII).
     SmtpUtf8,
+    /// RFC 6531 SMTPUTF8, because the message's header section holds non-ASCII octets
+    /// (RFC 6532). `Message` RFC 2047-encodes such headers and never needs it for them.
+    SmtpUtf8Headers,
     /// RFC 3461 DSN (DSN parameters were requested).
     Dsn,
     /// RFC 8689 REQUIRETLS.
@@ -106,6 +109,10 @@ impl fmt::Display for Extension {
             Extension::Auth => "AUTH",
             Extension::EightBitMime => "8BITMIME",
             Extension::SmtpUtf8 => "SMTPUTF8",
+            Extension::SmtpUtf8Headers => {
+                "SMTPUTF8, which the message's non-ASCII header octets need (RFC 6532); \
+                 smtpkit::Message writes such headers RFC 2047-encoded instead"
+            }
             Extension::Dsn => "DSN",
             Extension::RequireTls => "REQUIRETLS",
         })
@@ -267,6 +274,10 @@ pub enum Error {
     /// speaks the other TLS mode (see [`ConnectError`](crate::connect::ConnectError)).
     #[error(transparent)]
     Connect(crate::connect::ConnectError),
+    /// A local transport (the `sendmail` program) failed; see
+    /// [`TransportError`](crate::transport::TransportError).
+    #[error("{0}")]
+    Transport(crate::transport::TransportError),
     /// An internal invariant of smtpkit was broken. This is a bug in smtpkit, never the
     /// server's or the caller's doing; the connection is closed.
     #[error("internal error in smtpkit (a bug): {0}")]
@@ -315,6 +326,8 @@ impl Error {
             | Error::Cancelled => Fault::Caller,
             Error::Internal(_) => Fault::Internal,
             Error::Connect(e) => e.fault(),
+            Error::Transport(e) if e.is_caller() => Fault::Caller,
+            Error::Transport(_) => Fault::Server,
         }
     }
 
@@ -326,6 +339,7 @@ impl Error {
             Error::RecipientsRejected { recipients } => recipients.iter().any(|r| r.reply.is_transient()),
             Error::Protocol(_) | Error::Timeout(_) | Error::ConnectionClosed(_) | Error::Io(_) => true,
             Error::Connect(e) => e.is_transient(),
+            Error::Transport(e) => e.is_transient(),
             _ => false,
         }
     }
@@ -344,6 +358,7 @@ impl Error {
             | Error::Config(_)
             | Error::Tls(_) => true,
             Error::Connect(e) => !e.is_transient(),
+            Error::Transport(e) => !e.is_transient(),
             _ => false,
         }
     }

@@ -207,23 +207,31 @@ impl RcptParams {
         }
         if let Some(addr) = &self.orcpt {
             if addr.needs_smtputf8() {
-                // RFC 6533 section 3: utf-8-addr-xtext; non-ASCII stays UTF-8, specials as \x{..}.
                 out.extend_from_slice(b" ORCPT=utf-8;");
-                for c in addr.as_str().chars() {
-                    match c {
-                        '+' | '=' | '\\' => {
-                            out.extend_from_slice(format!("\\x{{{:X}}}", c as u32).as_bytes())
-                        }
-                        c => {
-                            let mut buf = [0; 4];
-                            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                        }
-                    }
-                }
+                utf8_addr_unitext(addr.as_str(), out);
             } else {
                 out.extend_from_slice(b" ORCPT=rfc822;");
                 xtext(addr.as_str().as_bytes(), out);
             }
+        }
+    }
+}
+
+/// RFC 6533 section 3, `utf-8-addr-unitext = 1*(QUCHAR / EmbeddedUnicodeChar)` with
+/// `QCHAR = %x21-2a / %x2c-3c / %x3e-5b / %x5d-7e ; ASCII printable characters except
+/// CTLs, SP, '\', '+', '='` and `QUCHAR = QCHAR / UTF8-2 / UTF8-3 / UTF8-4`: the form that
+/// "MUST be used when the address is passed in an ORCPT parameter and the SMTPUTF8
+/// extension is supported". Every other character goes as `EmbeddedUnicodeChar`,
+/// `\x{HEXPOINT}` (upper-case hex, no leading zeros), so no SP or control byte can end the
+/// parameter and smuggle another keyword onto the line.
+fn utf8_addr_unitext(addr: &str, out: &mut Vec<u8>) {
+    for c in addr.chars() {
+        let qchar = matches!(c, '\x21'..='\x7e') && !matches!(c, '\\' | '+' | '=');
+        if qchar || !c.is_ascii() {
+            let mut buf = [0; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        } else {
+            out.extend_from_slice(format!("\\x{{{:X}}}", u32::from(c)).as_bytes());
         }
     }
 }
@@ -283,6 +291,41 @@ mod tests {
         }
         .encode(&mut out);
         assert_eq!(out, b" NOTIFY=SUCCESS,DELAY ORCPT=rfc822;a+2Bb@x.y");
+    }
+
+    fn unitext(addr: &str) -> String {
+        let mut out = Vec::new();
+        utf8_addr_unitext(addr, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn utf8_orcpt_escapes_everything_outside_qchar() {
+        assert_eq!(unitext("用户@例え.jp"), "用户@例え.jp");
+        assert_eq!(unitext("a+b=c\\d@x"), r"a\x{2B}b\x{3D}c\x{5C}d@x");
+        assert_eq!(unitext("\"a b\"@例"), r#""a\x{20}b"@例"#);
+        assert_eq!(unitext("\t\x7f\x01"), r"\x{9}\x{7F}\x{1}");
+        // Every ASCII character that is not QCHAR is escaped; every QCHAR is not.
+        for b in 0u8..0x80 {
+            let c = char::from(b);
+            let qchar = (0x21..=0x2a).contains(&b)
+                || (0x2c..=0x3c).contains(&b)
+                || (0x3e..=0x5b).contains(&b)
+                || (0x5d..=0x7e).contains(&b);
+            let encoded = unitext(&c.to_string());
+            assert_eq!(encoded == c.to_string(), qchar, "{b:#x} -> {encoded}");
+            assert!(!encoded.bytes().any(|b| b == b' ' || b.is_ascii_control()), "{b:#x}");
+        }
+    }
+
+    #[test]
+    fn utf8_orcpt_is_one_parameter() {
+        let addr: Address = "\"x REQUIRETLS y\"@例え.jp".parse().unwrap();
+        let mut out = Vec::new();
+        RcptParams { notify: None, orcpt: Some(addr) }.encode(&mut out);
+        let line = String::from_utf8(out).unwrap();
+        assert_eq!(line, r#" ORCPT=utf-8;"x\x{20}REQUIRETLS\x{20}y"@例え.jp"#);
+        assert_eq!(line.split(' ').count(), 2, "{line}");
     }
 
     #[test]

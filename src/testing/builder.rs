@@ -50,6 +50,7 @@ pub(crate) struct Config {
     pub max_message_size: usize,
     pub max_data_line: Option<usize>,
     pub idle_timeout: Option<Duration>,
+    pub greylist: bool,
     pub rules: Vec<FaultRule>,
 }
 
@@ -163,6 +164,7 @@ impl Default for TestServerBuilder {
                 max_message_size: DEFAULT_MAX_MESSAGE,
                 max_data_line: Some(1000),
                 idle_timeout: None,
+                greylist: false,
                 rules: Vec::new(),
             },
         }
@@ -356,6 +358,14 @@ impl TestServerBuilder {
     /// 4.5.3.1.6; `None` accepts any length. Applies to DATA, not to BDAT.
     pub fn max_data_line(mut self, octets: Option<usize>) -> Self {
         self.config.max_data_line = octets;
+        self
+    }
+
+    /// Greylisting: the first attempt of every message (same sender and data) is answered
+    /// `451 4.7.1` at the final dot and not committed; the next attempt is accepted.
+    /// [`TestServer::all_messages`](super::TestServer::all_messages) shows both.
+    pub fn greylist(mut self, on: bool) -> Self {
+        self.config.greylist = on;
         self
     }
 

@@ -1,5 +1,6 @@
 //! What the server captured: messages, raw bytes and transcripts, per connection.
 
+use std::ops::Range;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
@@ -32,6 +33,10 @@ pub struct ReceivedMessage {
     pub via_bdat: bool,
     /// The connection it came on (0-based, accept order).
     pub connection: usize,
+    /// The queue id the server gave this message: the `ID` of its `250 ... queued as ID`
+    /// reply. Unique per server, also between messages on one connection. Messages refused
+    /// at the end of data get one too, although no reply carried it.
+    pub queue_id: String,
     /// The server took responsibility: it sent (or, with
     /// [`Fault::CommitThenClose`](super::Fault::CommitThenClose), was about to send) a 2xx
     /// for the end of data. Always true in [`TestServer::messages`](super::TestServer::messages).
@@ -111,21 +116,68 @@ const MAX_TRANSCRIPT_LINES: usize = 100_000;
 /// Cap on violations kept for the whole server.
 const MAX_VIOLATIONS: usize = 10_000;
 
+/// What stands in for an AUTH payload in [`TestServer::received_bytes`] and
+/// [`TestServer::transcripts`](super::TestServer::transcripts).
+///
+/// [`TestServer::received_bytes`]: super::TestServer::received_bytes
+pub(crate) const REDACTED: &str = "[redacted]";
+
+/// One transcript line; `raw` is set when `shown` hides a secret.
+struct Line {
+    shown: String,
+    raw: Option<String>,
+}
+
 #[derive(Default)]
 struct ConnLog {
     bytes: Vec<u8>,
-    transcript: Vec<String>,
+    /// Byte ranges of `bytes` that carry AUTH payloads, in order, not overlapping.
+    secrets: Vec<Range<usize>>,
+    transcript: Vec<Line>,
     server_name: Option<String>,
     client_certificate: Option<Vec<u8>>,
 }
 
 impl ConnLog {
     fn push(&mut self, line: String) {
+        self.push_line(Line { shown: line, raw: None });
+    }
+
+    fn push_line(&mut self, line: Line) {
         match self.transcript.len() {
             n if n < MAX_TRANSCRIPT_LINES => self.transcript.push(line),
-            MAX_TRANSCRIPT_LINES => self.transcript.push("* transcript truncated".into()),
+            MAX_TRANSCRIPT_LINES => self.push_truncated(),
             _ => {}
         }
+    }
+
+    fn push_truncated(&mut self) {
+        self.transcript.push(Line { shown: "* transcript truncated".into(), raw: None });
+    }
+
+    /// The received bytes with each secret range replaced by [`REDACTED`].
+    fn redacted_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.bytes.len());
+        let mut at = 0;
+        for range in &self.secrets {
+            let (start, end) = (range.start.min(self.bytes.len()), range.end.min(self.bytes.len()));
+            if start < at || start >= end {
+                continue;
+            }
+            out.extend_from_slice(&self.bytes[at..start]);
+            out.extend_from_slice(REDACTED.as_bytes());
+            at = end;
+        }
+        out.extend_from_slice(&self.bytes[at..]);
+        out
+    }
+
+    fn transcript(&self, with_secrets: bool) -> String {
+        let text = |l: &Line| match (&l.raw, with_secrets) {
+            (Some(raw), true) => raw.clone(),
+            _ => l.shown.clone(),
+        };
+        self.transcript.iter().flat_map(|l| [text(l), "\n".to_owned()]).collect()
     }
 }
 
@@ -136,6 +188,8 @@ struct Logs {
     fired: Vec<FiredFault>,
     authentications: Vec<Authentication>,
     connections: Vec<ConnLog>,
+    /// Queue ids handed out so far.
+    queue_ids: u64,
 }
 
 /// Shared capture store; every connection task writes into it.
@@ -239,6 +293,41 @@ impl Recorder {
         self.logs().connections.iter().map(|c| c.server_name.clone()).collect()
     }
 
+    /// A fresh queue id, never handed out before by this server.
+    pub(crate) fn queue_id(&self) -> String {
+        let mut logs = self.logs();
+        logs.queue_ids += 1;
+        // Letters and digits only, as clients (and `queue_id()` parsers) expect.
+        format!("TS{:06X}", logs.queue_ids)
+    }
+
+    /// Record a client line whose `secret` byte range (within `line`) is an AUTH payload;
+    /// the line started at byte `at` of the connection's received bytes.
+    pub(crate) fn secret_line(&self, conn: usize, at: usize, line: &[u8], secret: Range<usize>) {
+        let (Some(head), Some(payload), Some(tail)) =
+            (line.get(..secret.start), line.get(secret.clone()), line.get(secret.end..))
+        else {
+            return self.line(conn, format!("C: {}", show(line)));
+        };
+        let shown = format!("C: {}{REDACTED}{}", show(head), show(tail));
+        let raw = Some(format!("C: {}{}{}", show(head), show(payload), show(tail)));
+        self.secret(conn, at + secret.start..at + secret.end);
+        if let Some(log) = self.logs().connections.get_mut(conn) {
+            log.push_line(Line { shown, raw });
+        }
+    }
+
+    /// Mark `range` of the connection's received bytes as an AUTH payload (one adjacent to
+    /// the last such range extends it).
+    pub(crate) fn secret(&self, conn: usize, range: Range<usize>) {
+        if let Some(log) = self.logs().connections.get_mut(conn) {
+            match log.secrets.last_mut() {
+                Some(last) if last.end == range.start => last.end = range.end,
+                _ => log.secrets.push(range),
+            }
+        }
+    }
+
     pub(crate) fn line(&self, conn: usize, line: String) {
         if let Some(log) = self.logs().connections.get_mut(conn) {
             log.push(line);
@@ -266,20 +355,23 @@ impl Recorder {
         self.logs().messages.iter().filter(|m| m.committed || !committed_only).cloned().collect()
     }
 
+    /// Whether a message from `from` with this data was seen before, committed or not.
+    pub(crate) fn seen(&self, from: &str, data: &[u8]) -> bool {
+        self.logs().messages.iter().any(|m| m.mail_from == from && m.data == data)
+    }
+
     pub(crate) fn committed_count(&self) -> usize {
         self.logs().messages.iter().filter(|m| m.committed).count()
     }
 
-    pub(crate) fn received_bytes(&self) -> Vec<Vec<u8>> {
-        self.logs().connections.iter().map(|c| c.bytes.clone()).collect()
+    pub(crate) fn received_bytes(&self, with_secrets: bool) -> Vec<Vec<u8>> {
+        let logs = self.logs();
+        let bytes = |c: &ConnLog| if with_secrets { c.bytes.clone() } else { c.redacted_bytes() };
+        logs.connections.iter().map(bytes).collect()
     }
 
-    pub(crate) fn transcripts(&self) -> Vec<String> {
-        self.logs()
-            .connections
-            .iter()
-            .map(|c| c.transcript.iter().flat_map(|l| [l.as_str(), "\n"]).collect())
-            .collect()
+    pub(crate) fn transcripts(&self, with_secrets: bool) -> Vec<String> {
+        self.logs().connections.iter().map(|c| c.transcript(with_secrets)).collect()
     }
 
     pub(crate) fn connection_count(&self) -> usize {
@@ -303,6 +395,7 @@ mod tests {
             authenticated_with: None,
             via_bdat: false,
             connection: 0,
+            queue_id: "TS000001".into(),
             committed: true,
         }
     }

@@ -136,15 +136,29 @@ impl TestServer {
     }
 
     /// A URL a client can be configured with: `smtp://HOST:PORT?tls=required` with STARTTLS,
-    /// `smtps://HOST:PORT` with implicit TLS, `smtp://HOST:PORT?tls=none` otherwise, with
-    /// the first configured user as percent-encoded `user:password@`.
+    /// `smtps://HOST:PORT` with implicit TLS, `smtp://HOST:PORT?tls=none` otherwise.
+    ///
+    /// It carries no credentials, so it is safe to print or log; a client built from it does
+    /// not authenticate. Use [`url_with_password`](Self::url_with_password) for one that does.
     pub fn url(&self) -> String {
-        let config = &self.shared.config;
-        let userinfo = config
+        self.url_with_userinfo("")
+    }
+
+    /// [`url`](Self::url) with the first configured user as percent-encoded
+    /// `user:password@`, so `Client::from_url` authenticates. The result holds the password:
+    /// do not print or log it. Without a configured user it equals [`url`](Self::url).
+    pub fn url_with_password(&self) -> String {
+        let userinfo = self
+            .shared
+            .config
             .users
             .first()
-            .map(|(u, p)| format!("{}:{}@", percent_encode(u), percent_encode(p)))
-            .unwrap_or_default();
+            .map(|(u, p)| format!("{}:{}@", percent_encode(u), percent_encode(p)));
+        self.url_with_userinfo(&userinfo.unwrap_or_default())
+    }
+
+    fn url_with_userinfo(&self, userinfo: &str) -> String {
+        let config = &self.shared.config;
         if config.implicit_tls {
             format!("smtps://{userinfo}{}", self.addr)
         } else if config.starttls {
@@ -231,17 +245,34 @@ impl TestServer {
         self.messages()
     }
 
-    /// The exact bytes received on each connection (index = connection number), decrypted
-    /// for TLS; TLS handshake records are not included. At most 64 MiB per connection.
+    /// The bytes received on each connection (index = connection number), decrypted for
+    /// TLS; TLS handshake records are not included. At most 64 MiB per connection.
+    ///
+    /// AUTH payloads (the initial response on the `AUTH` line and every client response of
+    /// the exchange, except a `*` cancel) are replaced by `[redacted]`, so a test that
+    /// prints these bytes never prints a credential. Everything else is exact.
+    /// [`received_bytes_with_secrets`](Self::received_bytes_with_secrets) keeps them.
     pub fn received_bytes(&self) -> Vec<Vec<u8>> {
-        self.shared.recorder.received_bytes()
+        self.shared.recorder.received_bytes(false)
+    }
+
+    /// The exact bytes received on each connection, AUTH payloads included: for tests that
+    /// check what a client sent while authenticating. Do not print them.
+    pub fn received_bytes_with_secrets(&self) -> Vec<Vec<u8>> {
+        self.shared.recorder.received_bytes(true)
     }
 
     /// A readable transcript per connection: `C: ` lines from the client, `S: ` lines from
     /// the server, `* ` lines for events (TLS, close, protocol violations). Message data is
-    /// summarised, not repeated.
+    /// summarised, not repeated. AUTH payloads show as `[redacted]`, as in
+    /// [`received_bytes`](Self::received_bytes).
     pub fn transcripts(&self) -> Vec<String> {
-        self.shared.recorder.transcripts()
+        self.shared.recorder.transcripts(false)
+    }
+
+    /// [`transcripts`](Self::transcripts) with the AUTH payloads as sent. Do not print them.
+    pub fn transcripts_with_secrets(&self) -> Vec<String> {
+        self.shared.recorder.transcripts(true)
     }
 
     /// Protocol violations by clients, as `connection N: what`: bare LF, bare CR or NUL in

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::session::Transmit;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use smtpkit::proto::error::ProtocolError;
@@ -77,7 +78,7 @@ async fn send_one(server: &TestServer, builder: ClientBuilder) -> String {
 /// The client lines of connection `conn` that belong to the AUTH exchange: the initial
 /// response on the AUTH line, then every response up to the next command.
 fn auth_payloads(server: &TestServer, conn: usize) -> Vec<String> {
-    let bytes = String::from_utf8(server.received_bytes()[conn].clone()).unwrap();
+    let bytes = String::from_utf8(server.received_bytes_with_secrets()[conn].clone()).unwrap();
     let mut lines = bytes.split("\r\n").skip_while(|l| !l.starts_with("AUTH "));
     let auth = lines.next().expect("an AUTH command");
     let mut payloads: Vec<String> = auth.split(' ').skip(2).map(str::to_owned).collect();
@@ -174,8 +175,8 @@ async fn forced_mechanism_by_builder_and_by_url() {
     let forced = password_client(&server).mechanisms(&[Mechanism::Login]);
     assert_eq!(send_one(&server, forced).await, "LOGIN");
 
-    // server.url() carries the first user: smtp://alice%40example.com:...@127.0.0.1:port?tls=required
-    let url = format!("{}&auth=login", server.url());
+    // url_with_password() carries the first user: smtp://alice%40example.com:...@127.0.0.1:port?tls=required
+    let url = format!("{}&auth=login", server.url_with_password());
     let from_url = Client::from_url(&url)
         .unwrap()
         .without_native_roots()
@@ -296,7 +297,7 @@ fn rfc7677_session() -> Session {
 /// Feed `input`, return what the session writes.
 fn exchange(session: &mut Session, input: &str) -> String {
     session.handle_input(std::time::Instant::now(), input.as_bytes());
-    let out = session.poll_transmit(std::time::Instant::now()).unwrap_or_default();
+    let out = session.transmit(std::time::Instant::now()).unwrap_or_default();
     String::from_utf8(out.to_vec()).unwrap()
 }
 
@@ -343,7 +344,7 @@ async fn pump(session: &mut Session, io: &mut DuplexStream) -> Vec<Event> {
         if events.iter().any(|e| matches!(e, Event::Ready | Event::Closed(_))) {
             return events;
         }
-        if let Some(bytes) = session.poll_transmit(std::time::Instant::now()) {
+        if let Some(bytes) = session.transmit(std::time::Instant::now()) {
             io.write_all(&bytes).await.unwrap();
             continue;
         }
@@ -375,7 +376,7 @@ async fn rfc7677_vector_against_the_server() {
     let mut session = rfc7677_session();
     let events = pump(&mut session, &mut io).await;
     assert!(events.iter().any(|e| matches!(e, Event::Ready)), "{events:?}");
-    let sent = String::from_utf8(server.received_bytes()[0].clone()).unwrap();
+    let sent = String::from_utf8(server.received_bytes_with_secrets()[0].clone()).unwrap();
     let expected = format!(
         "AUTH SCRAM-SHA-256 {}\r\n{}\r\n\r\n",
         B64.encode(RFC7677_CLIENT_FIRST),
@@ -458,7 +459,7 @@ fn session_debug_hides_the_unsent_auth_line() {
     exchange(&mut s, "220 mx ESMTP\r\n");
     s.handle_input(std::time::Instant::now(), b"250-mx\r\n250 AUTH PLAIN\r\n");
     let debug = format!("{s:?}");
-    let out = s.poll_transmit(std::time::Instant::now()).unwrap();
+    let out = s.transmit(std::time::Instant::now()).unwrap();
     let line = String::from_utf8(out.to_vec()).unwrap();
     let ir = line.strip_prefix("AUTH PLAIN ").unwrap().trim_end();
     let as_numbers = format!("{:?}", ir.as_bytes());

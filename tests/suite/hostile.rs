@@ -4,12 +4,14 @@
 //! minutes of protocol time cost microseconds, and every wait is checked against the
 //! configured timeout + 10%.
 
+mod ambiguity;
 mod bdat;
 mod data;
 mod desync;
 mod faults;
 mod input;
 mod replies;
+mod slow_link;
 mod timeouts;
 mod tls;
 

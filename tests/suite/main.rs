@@ -4,6 +4,9 @@
 //! without it they print a SKIPPED notice and return.
 
 mod auth;
+mod blocking;
+mod blocking_transcripts;
+mod bulk_policy;
 mod dial;
 #[cfg(feature = "dkim")]
 mod dkim;
@@ -14,13 +17,23 @@ mod interop;
 mod ledger;
 mod mime;
 mod mime_delivery;
+mod mime_parts;
+mod mime_policy;
+mod outcomes;
+mod params;
 mod parity;
 mod pool;
 mod proxy;
+#[cfg(feature = "redis")]
+mod rate_redis;
+mod raw_headers;
 mod round_trips;
 mod session;
+mod sink;
 mod smoke;
 mod smuggling;
 mod support;
 mod tls_mode;
 mod transcripts;
+mod transport;
+mod transport_mailer;

@@ -6,8 +6,23 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use smtpkit::proto::session::__fuzz::recycle;
 use smtpkit::proto::session::{Event, Session, SessionConfig, TlsPolicy, Want};
 use smtpkit::{EhloName, Envelope, Error, MessageOptions, Phase, Timeouts};
+
+/// What a driver does with output: hand it over, write it whole, report the write.
+pub(crate) trait Transmit {
+    /// The next output, reported written at `now` as a whole.
+    fn transmit(&mut self, now: Instant) -> Option<Bytes>;
+}
+
+impl Transmit for Session {
+    fn transmit(&mut self, now: Instant) -> Option<Bytes> {
+        let bytes = self.poll_transmit()?;
+        self.wrote(bytes.len(), now);
+        Some(bytes)
+    }
+}
 
 /// A tiny 64-bit LCG (Knuth's MMIX constants): enough randomness for decisions, and no
 /// extra crate.
@@ -397,7 +412,7 @@ impl Harness {
 
     fn write_all(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
-        while let Some(b) = self.session.poll_transmit(self.now) {
+        while let Some(b) = self.session.transmit(self.now) {
             out.extend_from_slice(&b);
         }
         out
@@ -819,10 +834,10 @@ fn a_reply_while_the_body_streams_is_reported_as_that_reply() {
     h.run();
     assert_eq!(h.server.input, b"");
     h.session.handle_input(h.now, b"354 go\r\n");
-    let first = h.session.poll_transmit(h.now).expect("a first piece of the body");
+    let first = h.session.transmit(h.now).expect("a first piece of the body");
     assert!(first.len() < 1_800_000, "the whole body in one piece: {}", first.len());
     h.session.handle_input(h.now, b"552 5.3.4 message too big, stop sending\r\n");
-    assert!(h.session.poll_transmit(h.now).is_none(), "kept writing after the refusal");
+    assert!(h.session.transmit(h.now).is_none(), "kept writing after the refusal");
     h.collect_events();
     match &h.events[..] {
         [
@@ -851,15 +866,15 @@ fn trace_redacts_credentials_and_message_data() {
         let now = Instant::now();
         s.tls_established(true);
         s.handle_input(now, b"220 mx\r\n");
-        s.poll_transmit(now).unwrap();
+        s.transmit(now).unwrap();
         s.handle_input(now, format!("250-mx\r\n250-PIPELINING\r\n250 AUTH {mechanism}\r\n").as_bytes());
-        let mut wire = s.poll_transmit(now).unwrap().to_vec();
+        let mut wire = s.transmit(now).unwrap().to_vec();
         if mechanism == "LOGIN" {
             // The server echoes the user name in its challenge (some do).
             s.handle_input(now, b"334 YWxpY2UtdXNlcg==\r\n");
-            wire.extend_from_slice(&s.poll_transmit(now).unwrap());
+            wire.extend_from_slice(&s.transmit(now).unwrap());
             s.handle_input(now, b"334 UGFzc3dvcmQ6\r\n");
-            wire.extend_from_slice(&s.poll_transmit(now).unwrap());
+            wire.extend_from_slice(&s.transmit(now).unwrap());
         }
         s.handle_input(now, b"235 ok\r\n");
         let envelope = Envelope::parse("s@src.test", &["r@dest.test"]).unwrap();
@@ -869,9 +884,9 @@ fn trace_redacts_credentials_and_message_data() {
             MessageOptions::default(),
         )
         .unwrap();
-        s.poll_transmit(now).unwrap();
+        s.transmit(now).unwrap();
         s.handle_input(now, b"250 ok\r\n250 ok\r\n354 go\r\n");
-        s.poll_transmit(now).unwrap();
+        s.transmit(now).unwrap();
         let mut trace = Vec::new();
         while let Some(line) = s.poll_trace() {
             trace.push(line.to_string());
@@ -998,11 +1013,11 @@ fn random_replies_never_fake_a_delivery_or_hang() {
                 let n = (1 + rng.below(30) as usize).min(rest.len());
                 s.handle_input(now, &rest[..n]);
                 rest = &rest[n..];
-                while let Some(bytes) = s.poll_transmit(now) {
+                while let Some(bytes) = s.transmit(now) {
                     server.feed(&bytes);
                 }
             }
-            while let Some(bytes) = s.poll_transmit(now) {
+            while let Some(bytes) = s.transmit(now) {
                 server.feed(&bytes);
             }
             events.extend(std::iter::from_fn(|| s.poll_event()));
@@ -1028,7 +1043,7 @@ fn random_replies_never_fake_a_delivery_or_hang() {
         }
         events.extend(std::iter::from_fn(|| s.poll_event()));
         assert!(s.is_closed(), "seed {seed}: still open after 200 rounds");
-        assert!(s.poll_transmit(now).is_none(), "seed {seed}: writes after close");
+        assert!(s.transmit(now).is_none(), "seed {seed}: writes after close");
         let mut outcomes: HashMap<u64, usize> = HashMap::new();
         for e in &events {
             if let Event::Message { id, result } = e {
@@ -1086,7 +1101,7 @@ fn plaintext_never_carries_mail_or_credentials_when_tls_is_not_up() {
         for _ in 0..20 {
             s.handle_input(now, &pending);
             pending.clear();
-            while let Some(bytes) = s.poll_transmit(now) {
+            while let Some(bytes) = s.transmit(now) {
                 wire.extend_from_slice(&bytes);
                 for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                     let verb = String::from_utf8_lossy(line)
@@ -1157,7 +1172,7 @@ fn large_clean_body_after_354() -> (Session, Bytes, Instant) {
     let now = Instant::now();
     let mut s = Session::new(config(true, false), now);
     s.handle_input(now, b"220 mx.test ESMTP\r\n");
-    while s.poll_transmit(now).is_some() {}
+    while s.transmit(now).is_some() {}
     s.handle_input(now, b"250-mx.test\r\n250 PIPELINING\r\n");
     assert!(s.is_ready());
     let mut body = Vec::new();
@@ -1168,7 +1183,7 @@ fn large_clean_body_after_354() -> (Session, Bytes, Instant) {
     let body = Bytes::from(body);
     let envelope = Envelope::parse("a@src.test", &["b@dst.test"]).unwrap();
     s.send_message(envelope, body.clone(), MessageOptions::default()).unwrap();
-    let flight = s.poll_transmit(now).unwrap();
+    let flight = s.transmit(now).unwrap();
     assert_eq!(&flight[..], b"MAIL FROM:<a@src.test>\r\nRCPT TO:<b@dst.test>\r\nDATA\r\n");
     s.handle_input(now, b"250 ok\r\n250 ok\r\n354 go\r\n");
     (s, body, now)
@@ -1179,7 +1194,7 @@ fn a_large_clean_body_goes_out_from_the_callers_buffer_and_exact() {
     let (mut s, body, now) = large_clean_body_after_354();
     let mut wire = Vec::new();
     let mut shared = 0;
-    while let Some(chunk) = s.poll_transmit(now) {
+    while let Some(chunk) = s.transmit(now) {
         let inside = body.as_ptr_range();
         if inside.contains(&chunk.as_ptr()) {
             shared += chunk.len();
@@ -1209,7 +1224,7 @@ fn losing_the_link_before_the_terminator_chunk_is_not_ambiguous() {
     let mut handed = 0;
     // Hand over body pieces only, never the chunk with the terminator.
     while handed < body.len() {
-        let chunk = s.poll_transmit(now).expect("more body");
+        let chunk = s.transmit(now).expect("more body");
         handed += chunk.len();
         assert!(handed <= body.len(), "the terminator came with a body piece");
     }
@@ -1225,7 +1240,7 @@ fn losing_the_link_before_the_terminator_chunk_is_not_ambiguous() {
 
     // Handed over whole, the same loss is ambiguous.
     let (mut s, _, now) = large_clean_body_after_354();
-    while s.poll_transmit(now).is_some() {}
+    while s.transmit(now).is_some() {}
     s.handle_eof();
     let outcome = std::iter::from_fn(|| s.poll_event()).find_map(|e| match e {
         Event::Message { result, .. } => Some(result),
@@ -1241,24 +1256,24 @@ fn recycled_output_buffers_are_reused() {
     let now = Instant::now();
     let mut s = Session::new(config(true, false), now);
     s.handle_input(now, b"220 mx.test ESMTP\r\n");
-    while s.poll_transmit(now).is_some() {}
+    while s.transmit(now).is_some() {}
     s.handle_input(now, b"250-mx.test\r\n250 PIPELINING\r\n");
     let envelope = Envelope::parse("a@src.test", &["b@dst.test"]).unwrap();
     let body = Bytes::from_static(b"Subject: s\r\n\r\nsome text\r\n");
     for _ in 0..3 {
         s.send_message(envelope.clone(), body.clone(), MessageOptions::default()).unwrap();
     }
-    let first = s.poll_transmit(now).unwrap();
-    assert!(s.recycle(first));
+    let first = s.transmit(now).unwrap();
+    assert!(recycle(&mut s, first));
     s.handle_input(now, b"250 ok\r\n250 ok\r\n354 go\r\n");
     // Body, dot and the next message's commands.
-    let second = s.poll_transmit(now).unwrap();
+    let second = s.transmit(now).unwrap();
     // A buffer still shared elsewhere is not taken.
-    assert!(!s.recycle(second.clone()));
+    assert!(!recycle(&mut s, second.clone()));
     let reused_at = second.as_ptr();
-    assert!(s.recycle(second), "kept for the next flight");
+    assert!(recycle(&mut s, second), "kept for the next flight");
     s.handle_input(now, b"250 queued\r\n250 ok\r\n250 ok\r\n354 go\r\n");
-    let third = s.poll_transmit(now).unwrap();
+    let third = s.transmit(now).unwrap();
     assert_eq!(third.as_ptr(), reused_at, "the second flight's buffer carries the third");
     assert!(third.starts_with(b"Subject: s\r\n"));
 }

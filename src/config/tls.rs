@@ -2,15 +2,24 @@
 //! caller's own rustls `ClientConfig`; the `ring` provider is used explicitly so no
 //! process-wide default provider has to be installed.
 
+use std::io;
 use std::sync::Arc;
 
-use tokio_rustls::rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use tokio_rustls::rustls::crypto::{CryptoProvider, ring};
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use tokio_rustls::rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, ring};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::Error;
+
+/// Where STARTTLS (or implicit TLS) goes.
+#[derive(Clone)]
+pub(crate) struct TlsTarget {
+    pub config: Arc<ClientConfig>,
+    pub name: ServerName<'static>,
+    pub verified: bool,
+}
 
 /// What the builder collected about TLS.
 #[derive(Clone, Default)]
@@ -107,7 +116,7 @@ impl ServerCertVerifier for AcceptAnything {
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         _now: UnixTime,
-    ) -> Result<ServerCertVerified, tokio_rustls::rustls::Error> {
+    ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
 
@@ -116,13 +125,8 @@ impl ServerCertVerifier for AcceptAnything {
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, tokio_rustls::rustls::Error> {
-        tokio_rustls::rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -130,16 +134,28 @@ impl ServerCertVerifier for AcceptAnything {
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, tokio_rustls::rustls::Error> {
-        tokio_rustls::rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// An I/O error, or a TLS one when rustls is behind it: after the handshake a TLS failure
+/// still arrives through reads and writes (with TLS 1.3 a server refuses a client
+/// certificate only after the client's handshake is complete, with an alert on the next
+/// read).
+pub(crate) fn io_error(e: io::Error) -> Error {
+    if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+        return Error::Tls(Arc::new(e));
+    }
+    Error::Io(Arc::new(e))
+}
+
+/// tokio-rustls (and rustls' `StreamOwned`) report TLS failures (certificate, protocol) as `InvalidData` I/O errors
+/// wrapping the rustls error; anything else during the handshake is the network.
+pub(crate) fn tls_error(e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::InvalidData { Error::Tls(Arc::new(e)) } else { io_error(e) }
 }

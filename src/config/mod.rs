@@ -1,0 +1,16 @@
+//! Client settings without tokio: the builder, `smtp://` URLs and the TLS configuration,
+//! shared by the async [`Client`](crate::Client) and the blocking client.
+
+pub(crate) mod builder;
+pub(crate) mod tls;
+pub mod url;
+
+use std::sync::Arc;
+
+use crate::proto::session::TraceLine;
+
+pub use builder::{ClientBuilder, TokenFuture, TokenProvider};
+pub(crate) use builder::{ConnectorInner, scram_nonce};
+
+/// Receives the redacted transcript, one line at a time.
+pub type TraceSink = Arc<dyn Fn(&TraceLine) + Send + Sync>;
