@@ -13,7 +13,8 @@
 
 use std::time::Duration;
 
-use super::error::{Evidence, TlsModeHint};
+use super::error::{ConnectError, Evidence, TlsModeHint, WrongTlsMode};
+use crate::proto::error::Error;
 
 /// How long a silent server may take before the TLS probe is sent.
 pub const SILENCE_PROBE_AFTER: Duration = Duration::from_secs(2);
@@ -58,6 +59,40 @@ pub fn port_hint(port: u16, implicit_tls: bool) -> Option<TlsModeHint> {
         (587 | 25, true) => Some(TlsModeHint::UseStartTls),
         _ => None,
     }
+}
+
+#[cfg(any(feature = "client", feature = "blocking"))]
+/// A ClientHello for `host` from a throwaway configuration (no handshake follows it).
+pub(crate) fn client_hello(host: &str) -> Option<Vec<u8>> {
+    use rustls::{ClientConfig, ClientConnection, RootCertStore};
+    use std::sync::Arc;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth();
+    let name = crate::config::tls::server_name(host)
+        .or_else(|_| crate::config::tls::server_name("probe.invalid"))
+        .ok()?;
+    let mut conn = ClientConnection::new(Arc::new(config), name).ok()?;
+    let mut hello = Vec::new();
+    conn.write_tls(&mut hello).ok()?;
+    Some(hello)
+}
+
+/// A failure on 465 without implicit TLS, or on 587/25 with it, carries the port hint
+/// (unless the mix-up is already proven, or the server plainly answered in SMTP).
+pub(crate) fn with_port_hint(e: Error, port: u16, implicit: bool) -> Error {
+    let Some(hint) = port_hint(port, implicit) else { return e };
+    let plausible = matches!(
+        e,
+        Error::Timeout(_) | Error::ConnectionClosed(_) | Error::Io(_) | Error::Tls(_) | Error::Protocol(_)
+    ) || matches!(&e, Error::Connect(ConnectError::Unreachable(_)));
+    if !plausible {
+        return e;
+    }
+    WrongTlsMode { hint, evidence: Evidence::WellKnownPort(port), cause: Some(Box::new(e)) }.into()
 }
 
 #[cfg(test)]

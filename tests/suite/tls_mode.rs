@@ -88,3 +88,23 @@ async fn postfix_ports_in_the_wrong_mode() {
     let (hint, evidence, _) = mixed_up(b).await;
     assert_eq!((hint, evidence), (TlsModeHint::UseStartTls, Evidence::PlainReply));
 }
+
+#[tokio::test]
+async fn blocking_client_gets_the_same_hints_from_postfix() {
+    let Some(pf) = interop::postfix_or_skip("blocking_client_gets_the_same_hints_from_postfix") else {
+        return;
+    };
+    for (port, tls, want) in [
+        (pf.implicit_tls.port(), TlsPolicy::Required, (TlsModeHint::UseImplicitTls, Evidence::TlsProbe)),
+        (pf.starttls.port(), TlsPolicy::Implicit, (TlsModeHint::UseStartTls, Evidence::PlainReply)),
+    ] {
+        let b = slow_deadlines(Client::builder("localhost").port(port).tls(tls));
+        let started = Instant::now();
+        let err = tokio::task::spawn_blocking(move || b.connect_blocking().unwrap_err()).await.unwrap();
+        let Error::Connect(ConnectError::WrongTlsMode(w)) = &err else {
+            panic!("expected a TLS-mode hint: {err:?}")
+        };
+        assert_eq!((w.hint, w.evidence), want, "{err}");
+        assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    }
+}
