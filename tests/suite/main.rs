@@ -27,6 +27,7 @@ mod proxy;
 #[cfg(feature = "redis")]
 mod rate_redis;
 mod raw_headers;
+mod resumption;
 mod round_trips;
 mod session;
 mod sink;
