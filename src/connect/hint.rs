@@ -83,6 +83,7 @@ pub(crate) fn client_hello(host: &str) -> Option<Vec<u8>> {
 
 /// A failure on 465 without implicit TLS, or on 587/25 with it, carries the port hint
 /// (unless the mix-up is already proven, or the server plainly answered in SMTP).
+#[cfg(any(feature = "client", feature = "blocking"))]
 pub(crate) fn with_port_hint(e: Error, port: u16, implicit: bool) -> Error {
     let Some(hint) = port_hint(port, implicit) else { return e };
     let plausible = matches!(

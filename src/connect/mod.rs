@@ -17,6 +17,7 @@
 //! # let _ = client; Ok(()) }
 //! ```
 
+#[cfg(any(feature = "client", feature = "blocking"))]
 pub mod blocking;
 pub mod ehlo;
 pub mod error;
