@@ -13,8 +13,7 @@
 
 use std::time::Duration;
 
-use super::error::{ConnectError, Evidence, TlsModeHint, WrongTlsMode};
-use crate::proto::error::Error;
+use super::error::{Evidence, TlsModeHint};
 
 /// How long a silent server may take before the TLS probe is sent.
 pub const SILENCE_PROBE_AFTER: Duration = Duration::from_secs(2);
@@ -84,7 +83,9 @@ pub(crate) fn client_hello(host: &str) -> Option<Vec<u8>> {
 /// A failure on 465 without implicit TLS, or on 587/25 with it, carries the port hint
 /// (unless the mix-up is already proven, or the server plainly answered in SMTP).
 #[cfg(any(feature = "client", feature = "blocking"))]
-pub(crate) fn with_port_hint(e: Error, port: u16, implicit: bool) -> Error {
+pub(crate) fn with_port_hint(e: crate::Error, port: u16, implicit: bool) -> crate::Error {
+    use super::error::{ConnectError, WrongTlsMode};
+    use crate::Error;
     let Some(hint) = port_hint(port, implicit) else { return e };
     let plausible = matches!(
         e,
