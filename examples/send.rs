@@ -12,6 +12,8 @@
 //!   `.json` per message), `sendmail:` or `sendmail:///path/to/sendmail`, `stub:`; without it an in-process server is started on loopback (STARTTLS
 //!   and AUTH, its CA trusted) and what it captured is printed afterwards.
 //! - `SMTP_CA_FILE`: PEM file of extra trusted roots (optional).
+//! - `SMTP_PROXY`: `socks5://[user:pass@]host:port` or `http://[user:pass@]host:port`
+//!   (percent-encoded credentials): reach the server through that proxy (optional).
 //! - `MAIL_FROM`, `MAIL_TO` (comma-separated). Defaults exist only for the embedded server.
 //! - `SMTP_TRACE=1`: the session transcript on stderr, AUTH redacted.
 //! - `MAIL_DSN_NOTIFY` (e.g. `SUCCESS,FAILURE` or `NEVER`), `MAIL_DSN_RET` (`FULL` or

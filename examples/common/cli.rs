@@ -34,8 +34,12 @@ pub fn inputs(embedded: bool) -> Result<(Envelope, Vec<u8>), Failure> {
     Ok((envelope, message))
 }
 
-/// `SMTP_CA_FILE`, the embedded server's CA and `SMTP_TRACE=1` applied to an SMTP builder.
+/// `SMTP_CA_FILE`, the embedded server's CA, `SMTP_PROXY` and `SMTP_TRACE=1` applied to an
+/// SMTP builder.
 pub fn configure(mut builder: ClientBuilder, embedded_ca: Option<&str>) -> Result<ClientBuilder, Error> {
+    if let Some(proxy) = std::env::var("SMTP_PROXY").ok().filter(|p| !p.is_empty()) {
+        builder = builder.proxy(smtpkit::connect::Proxy::parse(&proxy)?);
+    }
     if let Some(path) = std::env::var("SMTP_CA_FILE").ok().filter(|p| !p.is_empty()) {
         builder = builder.add_root_pem_file(&path)?;
     }

@@ -70,9 +70,21 @@ impl Connector {
     /// Opens a TCP connection (TCP_NODELAY on) within the connect deadline and runs the
     /// handshake: greeting, EHLO, STARTTLS or implicit TLS, AUTH.
     pub fn connect(&self) -> Result<Client, Error> {
+        let implicit = self.inner.session.tls == crate::TlsPolicy::Implicit;
+        // A port spoken in the other TLS mode is explained (crate::connect::hint).
+        self.open().map_err(|e| crate::connect::hint::with_port_hint(e, self.inner.port, implicit))
+    }
+
+    fn open(&self) -> Result<Client, Error> {
         let inner = &self.inner;
-        let tcp = connect::dial(&inner.host, inner.port, inner.session.timeouts.connect)?;
+        let tcp = connect::dial(&inner.net, &inner.host, inner.port, inner.session.timeouts.connect)?;
+        if inner.session.tls != crate::TlsPolicy::Implicit {
+            crate::connect::blocking::check_plain_port(&inner.net, &inner.host, inner.port, &tcp)?;
+        }
         let mut config = inner.session.clone();
+        if !inner.net.ehlo_chosen {
+            config.ehlo_name = crate::connect::default_ehlo_name(tcp.local_addr().ok().map(|a| a.ip()));
+        }
         if let Some((user, provider)) = &inner.oauth {
             config.credentials =
                 Some(crate::Credentials::oauth(user.clone(), connect::block_on(provider())?));
@@ -83,7 +95,9 @@ impl Connector {
         }
         let mut driver = Driver::new(session, tcp, inner.tls.clone(), inner.trace.clone());
         if inner.session.tls == crate::TlsPolicy::Implicit {
-            driver.handshake()?;
+            driver.handshake().map_err(|e| {
+                crate::connect::blocking::explain_tls_failure(&inner.net, &inner.host, inner.port, e)
+            })?;
             let verified = driver.tls_verified();
             driver.session.tls_established(verified);
         }

@@ -503,6 +503,13 @@ impl Client {
         self.driver.session.is_tls()
     }
 
+    /// Whether this connection's TLS handshake resumed an earlier session (a TLS 1.3
+    /// ticket or a TLS 1.2 session id): connections from one [`Connector`] (and so one
+    /// pool) share one resumption store. `None` without TLS.
+    pub fn tls_resumed(&self) -> Option<bool> {
+        self.driver.tls_resumed()
+    }
+
     /// True when the connection can take another message: no error, no cancelled
     /// operation, nothing outstanding, no stray input from the server.
     pub fn is_reusable(&self) -> bool {

@@ -127,9 +127,15 @@ impl ClientBuilder {
         self
     }
 
-    /// The EHLO name (default `localhost`; set your host's FQDN).
+    /// The EHLO name. Default, on connections [`Connector::connect`](crate::Connector::connect)
+    /// opens: the machine's fully qualified name, else the literal of the connection's local
+    /// address such as `[192.0.2.7]`, never `localhost` (see
+    /// [`default_ehlo_name`](crate::connect::default_ehlo_name)). Over a stream given to
+    /// `connect_with` smtpkit cannot know the local address: set the name there (it stays
+    /// `localhost` otherwise).
     pub fn ehlo_name(mut self, name: EhloName) -> Self {
         self.session.ehlo_name = name;
+        self.net.ehlo_chosen = true;
         self
     }
 

@@ -93,6 +93,10 @@ impl TlsOptions {
                 .map_err(|e| Error::Config(format!("client certificate: {e}")))?,
             None => builder.with_no_client_auth(),
         };
+        // One in-memory store per configuration, so per Connector and per pool: later
+        // connections resume (TLS 1.3 tickets, TLS 1.2 session ids) and skip the
+        // certificate exchange. Set explicitly, as the crate relies on it.
+        config.resumption = rustls::client::Resumption::in_memory_sessions(256);
         if self.accept_invalid_certs {
             config.dangerous().set_certificate_verifier(Arc::new(AcceptAnything(provider())));
         }

@@ -2,16 +2,20 @@
 //! proxy exchange as the tokio dialer, with one thread per attempt (a std connect cannot
 //! be polled) and socket timeouts for the proxy exchange.
 //!
-//! Name resolution uses the system resolver (`ToSocketAddrs`), which takes no deadline;
-//! pass addresses through [`NetOptions::resolve`] to avoid it.
+//! Name resolution uses the system resolver (`ToSocketAddrs`) on a thread of its own, so
+//! the connect deadline holds even when the resolver hangs.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use super::error::{Attempt, AttemptFailure, ConnectError, ProxyError, ProxyReason, ProxyStep, Unreachable};
+use super::error::{
+    Attempt, AttemptFailure, ConnectError, Evidence, ProxyError, ProxyReason, ProxyStep, TlsModeHint,
+    Unreachable, WrongTlsMode,
+};
 use super::eyeballs::{Next, Race};
+use super::hint;
 use super::{NetOptions, Tunnel};
 
 /// Opens a TCP connection to `host:port` within `timeout`, through the proxy when one is
@@ -50,12 +54,22 @@ fn connect_host(
         |resolve: Option<String>, attempts| Unreachable { host: host.to_string(), attempts, resolve };
     let addrs: Vec<SocketAddr> = match &net.resolve {
         Some(addrs) => addrs.clone(),
-        None => (host, port)
-            .to_socket_addrs()
-            .map_err(|e| unreachable(Some(e.to_string()), Vec::new()))?
-            .collect(),
+        None => resolve(host, port, deadline).map_err(|e| unreachable(Some(e), Vec::new()))?,
     };
     race(&addrs, net, deadline).map_err(|attempts| unreachable(None, attempts))
+}
+
+/// Resolves on a thread of its own, so a hanging resolver costs at most the connect
+/// deadline (std's resolver takes no timeout); the thread ends when the resolver gives up.
+fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<SocketAddr>, String> {
+    let (tx, rx) = mpsc::channel();
+    let name = host.to_string();
+    std::thread::spawn(move || tx.send((name.as_str(), port).to_socket_addrs().map(Iterator::collect)));
+    match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Ok(Ok(addrs)) => Ok(addrs),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".into()),
+    }
 }
 
 /// RFC 8305 section 5 with threads: a connect that wins after the race is over finds the
@@ -130,4 +144,58 @@ fn run_tunnel(mut tcp: TcpStream, mut tunnel: Tunnel, deadline: Instant) -> Resu
             Err(e) => return Err(io(&tunnel, e).into()),
         }
     }
+}
+
+/// Before the handshake of a plain (STARTTLS) connection: waits up to
+/// [`hint::SILENCE_PROBE_AFTER`] for the first greeting octets without consuming them; TLS
+/// records mean the port speaks implicit TLS, and silence is checked with a ClientHello on
+/// a second connection, as the tokio dialer does.
+pub(crate) fn check_plain_port(
+    net: &NetOptions,
+    host: &str,
+    port: u16,
+    tcp: &TcpStream,
+) -> Result<(), WrongTlsMode> {
+    let mut first = [0u8; hint::PREFIX_LEN];
+    let _ = tcp.set_read_timeout(Some(hint::SILENCE_PROBE_AFTER));
+    let peeked = tcp.peek(&mut first);
+    let _ = tcp.set_read_timeout(None);
+    let evidence = match peeked {
+        Ok(n) if n > 0 => hint::classify(false, first.get(..n).unwrap_or_default()).map(|(_, e)| e),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            tls_answers(net, host, port).then_some(Evidence::TlsProbe)
+        }
+        _ => None,
+    };
+    match evidence {
+        Some(evidence) => Err(WrongTlsMode { hint: TlsModeHint::UseImplicitTls, evidence, cause: None }),
+        None => Ok(()),
+    }
+}
+
+/// After a failed implicit-TLS handshake: a fresh connection that greets in plaintext
+/// proves the port speaks plain SMTP (the failed one's octets went to rustls).
+pub(crate) fn explain_tls_failure(net: &NetOptions, host: &str, port: u16, e: crate::Error) -> crate::Error {
+    let plain = dial(net, host, port, Duration::from_secs(3)).ok().is_some_and(|mut tcp| {
+        let mut first = [0u8; 4];
+        tcp.set_read_timeout(Some(Duration::from_secs(3))).is_ok()
+            && tcp.read_exact(&mut first).is_ok()
+            && hint::looks_like_smtp_reply(&first)
+    });
+    if !plain {
+        return e;
+    }
+    WrongTlsMode { hint: TlsModeHint::UseStartTls, evidence: Evidence::PlainReply, cause: Some(Box::new(e)) }
+        .into()
+}
+
+/// Whether the server answers a ClientHello with a TLS record, within a few seconds.
+fn tls_answers(net: &NetOptions, host: &str, port: u16) -> bool {
+    let Some(hello) = hint::client_hello(host) else { return false };
+    let Ok(mut tcp) = dial(net, host, port, Duration::from_secs(3)) else { return false };
+    let mut first = [0u8; 3];
+    tcp.set_read_timeout(Some(Duration::from_secs(3))).is_ok()
+        && tcp.write_all(&hello).is_ok()
+        && tcp.read_exact(&mut first).is_ok()
+        && hint::looks_like_tls(&first)
 }

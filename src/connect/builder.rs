@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::Proxy;
-use crate::client::ClientBuilder;
+use crate::config::ClientBuilder;
 
 impl ClientBuilder {
     /// Reach the server through a SOCKS5 or HTTP CONNECT proxy. TLS (implicit or STARTTLS)

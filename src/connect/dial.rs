@@ -36,7 +36,7 @@ pub(crate) async fn dial(
     };
     // Small commands must not wait for a delayed ACK (Nagle): the incumbents lose 40 ms
     // per message this way.
-    tcp.set_nodelay(true).map_err(crate::driver::io_error)?;
+    tcp.set_nodelay(true).map_err(crate::config::tls::io_error)?;
     Ok(tcp)
 }
 

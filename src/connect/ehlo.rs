@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use crate::proto::address::EhloName;
 
-/// The EHLO name to use when the caller set none (or `localhost`), for a connection whose
+/// The EHLO name to use when the caller set none, for a connection whose
 /// local address is `local` (`None` when unknown, as for a caller's own stream).
 pub fn default_ehlo_name(local: Option<IpAddr>) -> EhloName {
     static HOST: OnceLock<(Option<String>, Option<String>)> = OnceLock::new();
@@ -23,16 +23,6 @@ pub fn default_ehlo_name(local: Option<IpAddr>) -> EhloName {
         (hostname, read("/etc/hosts"))
     });
     choose(hostname.as_deref(), hosts.as_deref(), local)
-}
-
-/// Replaces the built-in `localhost` placeholder with [`default_ehlo_name`]; a name the
-/// caller chose is kept.
-pub fn resolve_ehlo_name(configured: &EhloName, local: Option<IpAddr>) -> EhloName {
-    if configured.as_str().eq_ignore_ascii_case("localhost") {
-        default_ehlo_name(local)
-    } else {
-        configured.clone()
-    }
 }
 
 /// The choice, from the host name, the hosts file's text and the local address.
@@ -104,9 +94,8 @@ mod tests {
     }
 
     #[test]
-    fn never_localhost_unless_chosen_otherwise() {
-        let chosen = EhloName::new("client.example").unwrap();
-        assert_eq!(resolve_ehlo_name(&chosen, V4), chosen);
-        assert_ne!(resolve_ehlo_name(&EhloName::default(), V4).as_str(), "localhost");
+    fn never_localhost() {
+        assert_ne!(default_ehlo_name(V4).as_str(), "localhost");
+        assert_ne!(default_ehlo_name(None).as_str(), "localhost");
     }
 }

@@ -60,6 +60,43 @@ pub fn port_hint(port: u16, implicit_tls: bool) -> Option<TlsModeHint> {
     }
 }
 
+#[cfg(any(feature = "client", feature = "blocking"))]
+/// A ClientHello for `host` from a throwaway configuration (no handshake follows it).
+pub(crate) fn client_hello(host: &str) -> Option<Vec<u8>> {
+    use rustls::{ClientConfig, ClientConnection, RootCertStore};
+    use std::sync::Arc;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth();
+    let name = crate::config::tls::server_name(host)
+        .or_else(|_| crate::config::tls::server_name("probe.invalid"))
+        .ok()?;
+    let mut conn = ClientConnection::new(Arc::new(config), name).ok()?;
+    let mut hello = Vec::new();
+    conn.write_tls(&mut hello).ok()?;
+    Some(hello)
+}
+
+/// A failure on 465 without implicit TLS, or on 587/25 with it, carries the port hint
+/// (unless the mix-up is already proven, or the server plainly answered in SMTP).
+#[cfg(any(feature = "client", feature = "blocking"))]
+pub(crate) fn with_port_hint(e: crate::Error, port: u16, implicit: bool) -> crate::Error {
+    use super::error::{ConnectError, WrongTlsMode};
+    use crate::Error;
+    let Some(hint) = port_hint(port, implicit) else { return e };
+    let plausible = matches!(
+        e,
+        Error::Timeout(_) | Error::ConnectionClosed(_) | Error::Io(_) | Error::Tls(_) | Error::Protocol(_)
+    ) || matches!(&e, Error::Connect(ConnectError::Unreachable(_)));
+    if !plausible {
+        return e;
+    }
+    WrongTlsMode { hint, evidence: Evidence::WellKnownPort(port), cause: Some(Box::new(e)) }.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

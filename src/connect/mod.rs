@@ -17,6 +17,7 @@
 //! # let _ = client; Ok(()) }
 //! ```
 
+#[cfg(any(feature = "client", feature = "blocking"))]
 pub mod blocking;
 pub mod ehlo;
 pub mod error;
@@ -27,7 +28,7 @@ pub mod proxy;
 mod socks5;
 pub mod tunnel;
 
-#[cfg(feature = "client")]
+#[cfg(any(feature = "client", feature = "blocking"))]
 mod builder;
 #[cfg(feature = "client")]
 pub(crate) mod dial;
@@ -57,6 +58,8 @@ pub struct NetOptions {
     pub resolve: Option<Vec<SocketAddr>>,
     /// Happy Eyeballs connection attempt delay (default [`eyeballs::ATTEMPT_DELAY`]).
     pub attempt_delay: Option<Duration>,
+    /// The caller chose the EHLO name; otherwise [`default_ehlo_name`] picks it.
+    pub ehlo_chosen: bool,
 }
 
 impl NetOptions {

@@ -9,9 +9,8 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, sleep, timeout_at};
-use tokio_rustls::rustls::{ClientConfig, ClientConnection, RootCertStore};
 
-use super::error::{ConnectError, Evidence, TlsModeHint, WrongTlsMode};
+use super::error::{Evidence, TlsModeHint, WrongTlsMode};
 use super::hint::{self, PREFIX_LEN, SILENCE_PROBE_AFTER};
 use super::{NetOptions, dial};
 use crate::client::{Client, Connector};
@@ -82,7 +81,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Recording<S> {
 pub(crate) async fn connect(connector: &Connector, net: &NetOptions) -> Result<Client, Error> {
     let implicit = connector.session_config().tls == TlsPolicy::Implicit;
     let result = connect_and_sniff(connector, net, implicit).await;
-    result.map_err(|e| with_port_hint(e, connector.port(), implicit))
+    result.map_err(|e| hint::with_port_hint(e, connector.port(), implicit))
 }
 
 async fn connect_and_sniff(connector: &Connector, net: &NetOptions, implicit: bool) -> Result<Client, Error> {
@@ -120,7 +119,7 @@ async fn probe_silence(connector: &Connector, net: &NetOptions, prefix: &Prefix)
 
 /// Whether the server answers a ClientHello with a TLS record, within a few seconds.
 async fn tls_answers(connector: &Connector, net: &NetOptions) -> bool {
-    let Some(hello) = client_hello(connector.host()) else { return false };
+    let Some(hello) = hint::client_hello(connector.host()) else { return false };
     let deadline = Instant::now() + std::time::Duration::from_secs(3);
     let Ok(mut tcp) = dial::dial(net, connector.host(), connector.port(), deadline).await else {
         return false;
@@ -131,35 +130,4 @@ async fn tls_answers(connector: &Connector, net: &NetOptions) -> bool {
     let mut first = [0u8; 3];
     matches!(timeout_at(deadline, tcp.read_exact(&mut first)).await, Ok(Ok(_)))
         && hint::looks_like_tls(&first)
-}
-
-/// A ClientHello for `host` from a throwaway configuration (no handshake follows it).
-fn client_hello(host: &str) -> Option<Vec<u8>> {
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .ok()?
-        .with_root_certificates(RootCertStore::empty())
-        .with_no_client_auth();
-    let name = crate::config::tls::server_name(host)
-        .or_else(|_| crate::config::tls::server_name("probe.invalid"))
-        .ok()?;
-    let mut conn = ClientConnection::new(Arc::new(config), name).ok()?;
-    let mut hello = Vec::new();
-    conn.write_tls(&mut hello).ok()?;
-    Some(hello)
-}
-
-/// A failure on 465 without implicit TLS, or on 587/25 with it, carries the port hint
-/// (unless the mix-up is already proven, or the server plainly answered in SMTP).
-fn with_port_hint(e: Error, port: u16, implicit: bool) -> Error {
-    let Some(hint) = hint::port_hint(port, implicit) else { return e };
-    let plausible = matches!(
-        e,
-        Error::Timeout(_) | Error::ConnectionClosed(_) | Error::Io(_) | Error::Tls(_) | Error::Protocol(_)
-    ) || matches!(&e, Error::Connect(ConnectError::Unreachable(_)));
-    if !plausible {
-        return e;
-    }
-    WrongTlsMode { hint, evidence: Evidence::WellKnownPort(port), cause: Some(Box::new(e)) }.into()
 }

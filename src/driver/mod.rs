@@ -151,6 +151,11 @@ impl Driver {
         }
     }
 
+    /// Whether the TLS handshake resumed an earlier session (`None` without TLS).
+    pub fn tls_resumed(&self) -> Option<bool> {
+        self.io.tls_resumed()
+    }
+
     /// Whether the TLS target verifies certificates.
     pub fn tls_verified(&self) -> bool {
         self.tls.as_ref().is_some_and(|t| t.verified)

@@ -25,6 +25,14 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
+    /// Whether the TLS handshake resumed an earlier session (`None` without TLS).
+    pub(crate) fn tls_resumed(&self) -> Option<bool> {
+        match self {
+            Transport::Tls(s) => Some(s.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)),
+            _ => None,
+        }
+    }
+
     fn gone() -> io::Error {
         io::Error::new(io::ErrorKind::NotConnected, "transport closed")
     }

@@ -9,6 +9,7 @@ mod blocking_transcripts;
 mod bulk_policy;
 mod cancel;
 #[cfg(feature = "dkim")]
+mod dial;
 mod dkim;
 mod driver;
 mod fuzz_corpus;
@@ -27,12 +28,14 @@ mod proxy;
 #[cfg(feature = "redis")]
 mod rate_redis;
 mod raw_headers;
+mod resumption;
 mod round_trips;
 mod session;
 mod sink;
 mod smoke;
 mod smuggling;
 mod support;
+mod tls_mode;
 mod transcripts;
 mod transport;
 mod transport_mailer;
