@@ -16,9 +16,9 @@ mod mime;
 mod mime_delivery;
 mod params;
 mod parity;
+mod pool;
 #[cfg(feature = "redis")]
 mod rate_redis;
-mod pool;
 mod round_trips;
 mod session;
 mod sink;
