@@ -4,6 +4,8 @@
 //! without it they print a SKIPPED notice and return.
 
 mod auth;
+mod blocking;
+mod blocking_transcripts;
 mod bulk_policy;
 #[cfg(feature = "dkim")]
 mod dkim;
@@ -14,6 +16,7 @@ mod interop;
 mod ledger;
 mod mime;
 mod mime_delivery;
+mod outcomes;
 mod params;
 mod parity;
 mod pool;
@@ -27,3 +30,4 @@ mod smuggling;
 mod support;
 mod transcripts;
 mod transport;
+mod transport_mailer;
