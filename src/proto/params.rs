@@ -318,6 +318,32 @@ mod tests {
         }
     }
 
+    /// RFC 6533 3: `EmbeddedUnicodeChar = %x5C.78 "{" HEXPOINT "}"`; everything else is
+    /// itself.
+    fn unitext_decode(s: &str) -> Option<String> {
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(at) = rest.find("\\x{") {
+            out.push_str(&rest[..at]);
+            let tail = &rest[at + 3..];
+            let end = tail.find('}')?;
+            out.push(char::from_u32(u32::from_str_radix(&tail[..end], 16).ok()?)?);
+            rest = &tail[end + 1..];
+        }
+        out.push_str(rest);
+        Some(out)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn utf8_orcpt_is_one_token_that_decodes_back(addr in "(?s).{0,40}") {
+            let encoded = unitext(&addr);
+            proptest::prop_assert!(!encoded.chars().any(|c| c == ' ' || c.is_ascii_control()), "{encoded}");
+            proptest::prop_assert!(!encoded.contains(['+', '=']), "{encoded}");
+            proptest::prop_assert_eq!(unitext_decode(&encoded), Some(addr));
+        }
+    }
+
     #[test]
     fn utf8_orcpt_is_one_parameter() {
         let addr: Address = "\"x REQUIRETLS y\"@例え.jp".parse().unwrap();

@@ -2,7 +2,9 @@
 //!
 //! [`TestServer`] listens on loopback (or hands out in-memory connections), speaks ESMTP
 //! with the extensions you switch on, and records everything: the messages it accepted
-//! ([`ReceivedMessage`]), the exact bytes of every connection and a `C:`/`S:` transcript.
+//! ([`ReceivedMessage`], each with its own queue id, readable decoded: `subject()`,
+//! `from()`, `attachments()`...), the bytes of every connection and a `C:`/`S:`
+//! transcript, with AUTH payloads shown as `[redacted]` unless you ask for them by name.
 //! Use it to test code that sends mail, without a real mail server and without mocks.
 //!
 //! What it implements:
