@@ -60,6 +60,7 @@ fn full_text(reply: &Reply) -> String {
 pub fn exit_code_for(e: &Error) -> u8 {
     match e {
         Error::Config(_) | Error::Input(_) => 2,
+        Error::Transport(t) if t.is_caller() => 2,
         Error::Ambiguous { .. } => 3,
         Error::Rejected { .. } | Error::RecipientsRejected { .. } => 1,
         _ => 4,
