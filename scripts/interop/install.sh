@@ -8,7 +8,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 interop="$root/.interop"
 mkdir -p "$interop"
 
-# The Debian packages. `dpkg-query` tells what is installed; only a missing package
+# The Debian packages (postfix also ships smtp-sink, for tests/suite/sink.rs).
+# `dpkg-query` tells what is installed; only a missing package
 # triggers `apt-get update` + install, because the update alone costs several seconds.
 packages=(postfix sasl2-bin libsasl2-modules openssl redis-server)
 missing=()
@@ -72,5 +73,14 @@ marker="$venv/.smtpkit-dkimpy-1.1"
 if [[ ! -f $marker ]]; then
     echo "interop: installing dkimpy 1.1.x into the venv"
     "$venv/bin/pip" install -q --disable-pip-version-check 'dkimpy>=1.1,<1.2' 'pynacl>=1.5,<2'
+    touch "$marker"
+fi
+
+# icalendar: the independent iCalendar parser that tests/suite/mime_delivery.rs reads
+# delivered calendar invitations with. Its own marker, like dkimpy's.
+marker="$venv/.smtpkit-icalendar-6"
+if [[ ! -f $marker ]]; then
+    echo "interop: installing icalendar 6.x into the venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'icalendar>=6,<7'
     touch "$marker"
 fi

@@ -16,13 +16,18 @@ mod interop;
 mod ledger;
 mod mime;
 mod mime_delivery;
+mod mime_parts;
+mod mime_policy;
+mod outcomes;
 mod params;
 mod parity;
 mod pool;
 #[cfg(feature = "redis")]
 mod rate_redis;
+mod raw_headers;
 mod round_trips;
 mod session;
+mod sink;
 mod smoke;
 mod smuggling;
 mod support;
