@@ -70,6 +70,7 @@ pub fn exit_code_for(e: &Error) -> u8 {
     use smtpkit::{Extension, Phase};
     match e {
         Error::Config(_) | Error::Input(_) => 2,
+        Error::Transport(t) if t.is_caller() => 2,
         Error::Ambiguous { .. } => 3,
         Error::Rejected { phase: Phase::Greeting | Phase::Ehlo | Phase::Helo, .. } => 5,
         Error::ExtensionMissing(Extension::StartTls | Extension::Auth) => 4,

@@ -50,7 +50,7 @@ pub fn transport_from_url_with(
     url: &str,
     configure: impl FnOnce(ClientBuilder) -> Result<ClientBuilder, Error>,
 ) -> Result<Box<dyn BlockingTransport>, Error> {
-    if let Some(local) = TransportUrl::parse(url)?.local() {
+    if let Some(local) = TransportUrl::parse(url)?.local()? {
         return Ok(local.into_blocking());
     }
     let connector = configure(ClientBuilder::from_url(url)?)?.build_blocking()?;

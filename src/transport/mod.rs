@@ -68,8 +68,9 @@ pub trait Transport: Send + Sync {
         self.send(Outgoing::from(message))
     }
 
-    /// Ends what the transport holds open (an SMTP connection says QUIT); a no-op for the
-    /// others. The transport stays usable: the next send opens what it needs.
+    /// Ends what the transport holds open: an [`SmtpTransport`] says QUIT (and connects
+    /// again on its next message), a [`Pool`](crate::Pool) closes for good; a no-op for the
+    /// local transports.
     fn close(&self) -> CloseFuture<'_> {
         Box::pin(async {})
     }

@@ -76,6 +76,11 @@ impl SendmailTransport {
         self
     }
 
+    /// The program run.
+    pub fn program(&self) -> &std::path::Path {
+        &self.inner.program
+    }
+
     fn program_name(&self) -> String {
         self.inner.program.display().to_string()
     }

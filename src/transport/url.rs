@@ -54,15 +54,25 @@ impl TransportUrl {
 
     /// The transport for a local URL (`file`, `sendmail`, `stub`); `None` for SMTP, which
     /// needs a client ([`from_url_with`](super::from_url_with) or the blocking
-    /// `smtpkit::blocking::transport_from_url_with`).
-    pub fn local(&self) -> Option<Box<dyn LocalTransport>> {
-        match self {
-            Self::Smtp(_) => None,
-            Self::File(dir) => Some(Box::new(FileTransport::new(dir.clone()))),
-            Self::Sendmail(Some(path)) => Some(Box::new(SendmailTransport::new(path.clone()))),
-            Self::Sendmail(None) => Some(Box::new(SendmailTransport::default())),
-            Self::Stub => Some(Box::new(StubTransport::new())),
-        }
+    /// `smtpkit::blocking::transport_from_url_with`). A directory or program that does not
+    /// exist is a configuration error now rather than a failed first message.
+    pub fn local(&self) -> Result<Option<Box<dyn LocalTransport>>, Error> {
+        let transport: Box<dyn LocalTransport> = match self {
+            Self::Smtp(_) => return Ok(None),
+            Self::File(dir) if !dir.is_dir() => {
+                return Err(bad(format!("file: {} is not a directory", dir.display())));
+            }
+            Self::File(dir) => Box::new(FileTransport::new(dir.clone())),
+            Self::Sendmail(path) => {
+                let transport = path.as_ref().map_or_else(SendmailTransport::default, SendmailTransport::new);
+                if !transport.program().is_file() {
+                    return Err(bad(format!("sendmail: no program at {}", transport.program().display())));
+                }
+                Box::new(transport)
+            }
+            Self::Stub => Box::new(StubTransport::new()),
+        };
+        Ok(Some(transport))
     }
 }
 
@@ -111,7 +121,7 @@ pub fn from_url_with(
     configure: impl FnOnce(crate::ClientBuilder) -> Result<crate::ClientBuilder, Error>,
 ) -> Result<Box<dyn super::Transport>, Error> {
     let parsed = TransportUrl::parse(url)?;
-    if let Some(local) = parsed.local() {
+    if let Some(local) = parsed.local()? {
         return Ok(local.into_async());
     }
     let connector = configure(crate::ClientBuilder::from_url(url)?)?.build()?;
@@ -127,7 +137,7 @@ pub fn from_url(url: &str) -> Result<Box<dyn super::Transport>, Error> {
 /// The blocking transport for a local URL (file, sendmail, stub); SMTP URLs need the
 /// blocking client (`smtpkit::blocking::transport_from_url_with`, feature `blocking`).
 pub fn blocking_from_url(url: &str) -> Result<Box<dyn BlockingTransport>, Error> {
-    match TransportUrl::parse(url)?.local() {
+    match TransportUrl::parse(url)?.local()? {
         Some(local) => Ok(local.into_blocking()),
         None => Err(bad("an SMTP URL needs the blocking client (feature `blocking`)".into())),
     }

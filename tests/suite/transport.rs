@@ -244,6 +244,11 @@ fn transports_by_url() {
             .send(outgoing(&["a@example.org"], "x"))
             .is_ok()
     );
+    // A directory or program that is not there is a configuration error before any message.
+    for url in ["file:///nonexistent/smtpkit", "sendmail:///nonexistent/sendmail"] {
+        let err = smtpkit::transport::blocking_from_url(url).err().unwrap();
+        assert!(matches!(err, Error::Config(_)), "{url}: {err:?}");
+    }
     let err = TransportUrl::parse("smtpx://u:secretpw@h").unwrap_err().to_string();
     assert!(!err.contains("secretpw"), "{err}");
     fs::remove_dir_all(dir).unwrap();
