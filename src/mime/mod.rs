@@ -52,6 +52,7 @@ mod mailbox;
 mod part;
 mod policy;
 mod sniff;
+mod stream;
 mod tree;
 mod unsubscribe;
 
@@ -66,6 +67,7 @@ pub use error::MimeError;
 pub use mailbox::Mailbox;
 pub use part::Part;
 pub use policy::{AttachmentPolicy, PolicyRule};
+pub use stream::StreamedMessage;
 
 use crate::Envelope;
 

@@ -16,11 +16,12 @@ mod mime;
 mod mime_delivery;
 mod mime_parts;
 mod mime_policy;
+mod mime_stream;
 mod params;
 mod parity;
+mod pool;
 #[cfg(feature = "redis")]
 mod rate_redis;
-mod pool;
 mod raw_headers;
 mod round_trips;
 mod session;
