@@ -29,16 +29,18 @@ fn main() -> ExitCode {
         .attach_file(&path);
     let mut out = std::io::stdout().lock();
     let written = if in_memory {
-        builder.build().map_err(|e| e.to_string()).and_then(|m| {
-            out.write_all(m.as_bytes()).map(|()| m.len() as u64).map_err(|e| e.to_string())
-        })
+        builder
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|m| out.write_all(m.as_bytes()).map(|()| m.len() as u64).map_err(|e| e.to_string()))
     } else {
         builder.build_streamed().map_err(|e| e.to_string()).and_then(|mut m| {
             let len = m.len();
-            std::io::copy(&mut m, &mut out).map_err(|e| e.to_string()).map(|n| {
-                debug_assert_eq!(n, len);
-                n
-            })
+            let n = std::io::copy(&mut m, &mut out).map_err(|e| e.to_string())?;
+            if n != len {
+                return Err(format!("wrote {n} octets, announced {len}"));
+            }
+            Ok(n)
         })
     };
     match written {
