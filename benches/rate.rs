@@ -26,7 +26,9 @@ fn bench(c: &mut Criterion) {
     let _guard = rt.enter();
     let one = Cost { messages: 1, recipients: 1 };
     let l = limiter();
-    c.bench_function("rate/try_reserve", |b| b.iter(|| black_box(l.try_reserve(black_box(one), Duration::ZERO))));
+    c.bench_function("rate/try_reserve", |b| {
+        b.iter(|| black_box(l.try_reserve(black_box(one), Duration::ZERO)))
+    });
     let l = limiter();
     c.bench_function("rate/reserve_future", |b| {
         b.iter(|| rt.block_on(async { black_box(l.reserve(black_box(one), Duration::ZERO).await) }))

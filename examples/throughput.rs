@@ -110,7 +110,9 @@ fn parse_args() -> Result<Args, String> {
             }
             "--rate-redis" => a.rate_redis = Some(value.clone()),
             "--rate-key" => a.rate_key = Some(value.clone()),
-            "--retry" => a.retry = Some(u32::try_from(num()?).map_err(|_| format!("--retry: {value} is too large"))?),
+            "--retry" => {
+                a.retry = Some(u32::try_from(num()?).map_err(|_| format!("--retry: {value} is too large"))?)
+            }
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -265,7 +267,9 @@ fn main() -> ExitCode {
         return match rt.block_on(connect_only(&a, k)) {
             Ok(secs) => {
                 let rate = if secs > 0.0 { k as f64 / secs } else { 0.0 };
-                println!("{{\"client\":\"smtpkit\",\"connections\":{k},\"secs\":{secs:.4},\"conns_per_sec\":{rate:.1}}}");
+                println!(
+                    "{{\"client\":\"smtpkit\",\"connections\":{k},\"secs\":{secs:.4},\"conns_per_sec\":{rate:.1}}}"
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -1146,3 +1146,82 @@ async fn auth_payloads_are_redacted_unless_asked_for() {
     assert!(raw[0].contains(&format!("C: AUTH PLAIN {plain}\n")), "{}", raw[0]);
     assert!(raw[1].contains(&format!("C: {user}\nS: 334 UGFzc3dvcmQ6\nC: {password}\n")), "{}", raw[1]);
 }
+
+/// Issue 16 #6: what the server captured reads as a person would read it: decoded
+/// subject and display names, the date, the bodies, attachments with their names, types
+/// and decoded sizes.
+#[tokio::test]
+async fn captured_mail_reads_as_a_person_would_read_it() {
+    use smtpkit::{Client, Message};
+    let server = start(TestServer::builder().smtputf8(true)).await;
+    let pdf = [b"%PDF-1.4\n".to_vec(), vec![0xAB; 48_213 - 9]].concat();
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    let date = std::time::UNIX_EPOCH + Duration::from_secs(1_796_410_800);
+    let message = Message::builder()
+        .from(("Zoë Chen", "zoe@example.com"))
+        .to("Bob <bob@example.com>")
+        .cc("carol@example.com")
+        .subject("月度报告 — Q4")
+        .date(date)
+        .text_body("见附件。")
+        .html_body("<p>见附件 <img src=\"cid:logo@example.com\"></p>")
+        .inline_image("logo@example.com", "image/png", png.clone())
+        .attachment("报告.pdf", "application/pdf", pdf.clone())
+        .build()
+        .unwrap();
+    let mut client = Client::from_url(&server.url()).unwrap().connect().await.unwrap();
+    client.send_message(&message).await.unwrap();
+    client.quit().await.unwrap();
+    let got = &server.wait_for_messages(1, WAIT).await[0];
+
+    assert!(got.header("subject").unwrap().starts_with("=?"), "the raw field is encoded");
+    assert_eq!(got.subject().as_deref(), Some("月度报告 — Q4"));
+    assert_eq!(got.from().len(), 1);
+    assert_eq!(got.from()[0].to_string(), "Zoë Chen <zoe@example.com>");
+    assert_eq!(got.to()[0].address, "bob@example.com");
+    assert_eq!(got.cc()[0].address, "carol@example.com");
+    assert_eq!(got.decoded_header("From").as_deref(), Some("Zoë Chen <zoe@example.com>"));
+    assert_eq!(got.date(), Some(date));
+    assert_eq!(got.message_id().as_deref(), Some(message.message_id().trim_matches(['<', '>'])));
+    assert_eq!(got.text_body().as_deref().map(str::trim_end), Some("见附件。"));
+    assert!(got.html_body().unwrap().contains("cid:logo@example.com"));
+
+    let files = got.attachments();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let report = files.iter().find(|f| !f.inline).unwrap();
+    assert_eq!(report.file_name.as_deref(), Some("报告.pdf"));
+    assert_eq!(report.content_type, "application/pdf");
+    assert_eq!(report.size(), 48_213);
+    assert_eq!(report.content, pdf);
+    let logo = files.iter().find(|f| f.inline).unwrap();
+    assert_eq!(logo.content_type, "image/png");
+    assert_eq!(logo.content_id.as_deref(), Some("logo@example.com"));
+    assert_eq!(logo.content, png);
+}
+
+/// An AUTH payload too long for the server (over 12,288 octets, RFC 4954 4) is refused,
+/// and redacted like any other, whether it came in one read or many.
+#[tokio::test]
+async fn over_long_auth_payloads_are_redacted_too() {
+    let server = start(TestServer::builder().auth_requires_tls(false).user("alice", "s3cret")).await;
+    let secret = "S".repeat(20_000);
+    let mut c = greeted(&server).await;
+    assert_eq!(c.cmd(&format!("AUTH PLAIN {secret}")).await, "500 5.5.2 Line too long");
+    assert_eq!(code(&c.cmd("AUTH LOGIN").await), "334");
+    // In pieces, so the server sees the line grow past its limit over several reads.
+    for piece in secret.as_bytes().chunks(4096) {
+        c.send(piece).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(c.cmd("").await, "500 5.5.2 Line too long");
+    c.cmd("QUIT").await;
+    assert!(eventually(|| server.transcripts()[0].contains("C: QUIT")).await);
+    let bytes = String::from_utf8(server.received_bytes()[0].clone()).unwrap();
+    assert!(!bytes.contains("SSSS"), "{}", &bytes[..200.min(bytes.len())]);
+    assert!(
+        bytes.contains("EHLO client.example\r\n[redacted]\r\nAUTH LOGIN\r\n[redacted]\r\nQUIT\r\n"),
+        "{bytes}"
+    );
+    let raw = String::from_utf8(server.received_bytes_with_secrets()[0].clone()).unwrap();
+    assert!(raw.contains(&format!("AUTH PLAIN {secret}\r\nAUTH LOGIN\r\n{secret}\r\nQUIT")));
+}

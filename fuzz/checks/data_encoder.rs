@@ -6,9 +6,48 @@
 //!
 //! Input: one control byte (seeds the piece sizes), then the body.
 
-use smtpkit::proto::dot_stuff::{
-    BodyError, DotStuffer, LineEndings, MAX_LINE, Normalizer, analyze, destuff_strict,
-};
+use smtpkit::proto::dot_stuff::__fuzz::{destuff_strict, encode_analyzed, encode_clean, encode_verbatim};
+use smtpkit::proto::dot_stuff::{BodyError, DotStuffer, LineEndings, MAX_LINE, Normalizer, analyze};
+
+/// Receivers more lenient than RFC 5321 (SEC Consult's SMTP smuggling research): each must
+/// still see the end of data only at the real terminator.
+#[derive(Clone, Copy, Debug)]
+enum Lenient {
+    /// A bare LF ends a line.
+    LfEol,
+    /// A bare CR or a bare LF ends a line.
+    CrEol,
+    /// NUL octets are dropped before the lines are read.
+    NulStrip,
+}
+
+/// Where a lenient receiver sees the end of data: just past the first line that is a lone
+/// dot (the start of the data counts as a line start).
+fn lenient_end(wire: &[u8], model: Lenient) -> Option<usize> {
+    let mut line: Vec<u8> = Vec::new();
+    let mut i = 0;
+    while i < wire.len() {
+        let b = wire[i];
+        let eol = match (model, b, wire.get(i + 1)) {
+            (_, b'\r', Some(b'\n')) => 2,
+            (Lenient::LfEol, b'\n', _) | (Lenient::CrEol, b'\r' | b'\n', _) => 1,
+            _ => 0,
+        };
+        if eol > 0 {
+            if line == b"." {
+                return Some(i + eol);
+            }
+            line.clear();
+            i += eol;
+            continue;
+        }
+        if !(matches!(model, Lenient::NulStrip) && b == 0) {
+            line.push(b);
+        }
+        i += 1;
+    }
+    None
+}
 
 /// Reference normalisation: CRLF stays, a bare CR or bare LF becomes CRLF. Also returns the
 /// offset of the first bare line ending.
@@ -139,17 +178,13 @@ pub fn check(data: &[u8]) {
     let dot_lines = normal.first() == Some(&b'.') || count(&normal, b"\n.") > 0;
     assert_eq!(info.dot_lines, dot_lines, "dot_lines");
     if !info.needs_normalization {
-        assert_eq!(stuff_with(parts.iter().copied(), DotStuffer::encode_clean), whole, "encode_clean");
+        assert_eq!(stuff_with(parts.iter().copied(), encode_clean), whole, "encode_clean");
         if !info.dot_lines {
-            assert_eq!(
-                stuff_with(parts.iter().copied(), DotStuffer::encode_verbatim),
-                whole,
-                "encode_verbatim"
-            );
+            assert_eq!(stuff_with(parts.iter().copied(), encode_verbatim), whole, "encode_verbatim");
         }
     }
     // What the session runs: the path chosen from the analysis.
-    let analyzed = stuff_with(parts.iter().copied(), |s, p, out| s.encode_analyzed(&info, p, out));
+    let analyzed = stuff_with(parts.iter().copied(), |s, p, out| encode_analyzed(s, &info, p, out));
     assert_eq!(analyzed, whole, "encode_analyzed");
 
     // The strict receiver gets back the normalised body (plus the CRLF the encoder adds to an
@@ -166,6 +201,10 @@ pub fn check(data: &[u8]) {
         assert_eq!(whole.len(), 3, "terminator at the start of a non-empty body");
     } else {
         assert_eq!(count(&whole, b"\r\n.\r\n"), 1, "smuggled terminator in {whole:?}");
+    }
+    // Lenient receivers see the end of data only at the very end too.
+    for model in [Lenient::LfEol, Lenient::CrEol, Lenient::NulStrip] {
+        assert_eq!(lenient_end(&whole, model), Some(whole.len()), "{model:?} sees an early end in {whole:?}");
     }
     // No bare CR, bare LF or NUL; lines within the limit (plus a stuffed dot).
     assert!(!whole.contains(&0));

@@ -144,7 +144,7 @@ impl Fuzz {
             self.log.out.extend_from_slice(&bytes);
             self.session.wrote(bytes.len(), self.now);
             // Written: handed back for reuse, as the tokio driver does.
-            let _kept = self.session.recycle(bytes);
+            let _kept = smtpkit::proto::session::__fuzz::recycle(&mut self.session, bytes);
         }
         while let Some(event) = self.session.poll_event() {
             assert_eq!(self.log.closed, 0, "event after Closed: {event:?}");

@@ -8,7 +8,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 interop="$root/.interop"
 mkdir -p "$interop"
 
-# The Debian packages. `dpkg-query` tells what is installed; only a missing package
+# The Debian packages (postfix also ships smtp-sink, for tests/suite/sink.rs).
+# `dpkg-query` tells what is installed; only a missing package
 # triggers `apt-get update` + install, because the update alone costs several seconds.
 packages=(postfix sasl2-bin libsasl2-modules openssl redis-server)
 missing=()

@@ -58,9 +58,12 @@ if ! flock -w 120 8; then
     exit 1
 fi
 
-read -r -a ports <<<"$(free_ports 8 "$lo" "$hi")"
-if ((${#ports[@]} < 8)); then
-    echo "interop: fewer than 8 free ports in $range (found: ${ports[*]:-none})" >&2
+# 8 for Postfix, aiosmtpd and redis, then one per smtp-sink instance.
+sinks="$("$here/smtp-sink.sh" count)"
+need=$((8 + sinks))
+read -r -a ports <<<"$(free_ports "$need" "$lo" "$hi")"
+if ((${#ports[@]} < need)); then
+    echo "interop: fewer than $need free ports in $range (found: ${ports[*]:-none})" >&2
     exit 1
 fi
 
@@ -71,6 +74,7 @@ ai_pass="ai-$(openssl rand -hex 12)"
 SMTPKIT_POSTFIX_PASSWORD="$pf_pass" "$here/postfix.sh" start "${ports[0]}" "${ports[1]}" "${ports[2]}" "${ports[3]}"
 SMTPKIT_AIOSMTPD_PASSWORD="$ai_pass" "$here/aiosmtpd.sh" start "${ports[4]}" "${ports[5]}" "${ports[6]}"
 "$here/redis.sh" start "${ports[7]}"
+"$here/smtp-sink.sh" start "${ports[@]:8:$sinks}"
 flock -u 8
 
 umask 077
@@ -86,6 +90,9 @@ export SMTPKIT_POSTFIX_UNTRUSTED=127.0.0.1:${ports[3]}
 export SMTPKIT_POSTFIX_USER=testuser@example.test
 export SMTPKIT_POSTFIX_PASSWORD=$pf_pass
 export SMTPKIT_POSTFIX_MAILDIR=$(postfix_runtime)/postfix-maildir
+# The instance's config directory, for its sendmail(1): sendmail -C DIR (postdrop into its queue).
+export SMTPKIT_POSTFIX_CONFIG=$(postfix_runtime)/postfix/etc
+export SMTPKIT_POSTFIX_SENDMAIL=$(command -v sendmail || echo /usr/sbin/sendmail)
 export SMTPKIT_AIOSMTPD_STARTTLS=127.0.0.1:${ports[4]}
 export SMTPKIT_AIOSMTPD_SMTPS=127.0.0.1:${ports[5]}
 export SMTPKIT_AIOSMTPD_LMTP=127.0.0.1:${ports[6]}
@@ -94,6 +101,7 @@ export SMTPKIT_AIOSMTPD_PASSWORD=$ai_pass
 export SMTPKIT_AIOSMTPD_MAILDIR=$interop/aiosmtpd-maildir
 export SMTPKIT_REDIS_URL=redis://127.0.0.1:${ports[7]}
 ENV
+cat "$interop/sink.env" >>"$interop/env"
 
 pf_version="$(postconf -d -h mail_version 2>/dev/null || echo '?')"
 ai_version="$("$interop/venv/bin/python" -c 'import aiosmtpd; print(aiosmtpd.__version__)' 2>/dev/null || echo '?')"
@@ -103,4 +111,5 @@ echo "interop: postfix $pf_version up (pid $pf_pid) on 127.0.0.1:${ports[0]} (st
     "${ports[1]} (implicit tls) ${ports[2]} (submission) ${ports[3]} (starttls, untrusted cert)"
 echo "interop: aiosmtpd $ai_version up (pid $ai_pid) on 127.0.0.1:${ports[4]} (starttls)" \
     "${ports[5]} (implicit tls) ${ports[6]} (lmtp)"
+echo "interop: $sinks smtp-sink instances up on 127.0.0.1:${ports[8]}..${ports[$((7 + sinks))]} (fault flags, see smtp-sink.sh)"
 echo "interop: environment in $interop/env"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stops the interop servers recorded in .interop/pids ("NAME PID [CONFIG_DIR]" lines),
 # by PID only: nothing else on the machine is touched.
-#   stop.sh [NAME...]    stops the named servers (postfix, aiosmtpd, redis), or all of them
+#   stop.sh [NAME...]    stops the named servers (postfix, aiosmtpd, redis, smtp-sink), or all of them
 # A PID whose process no longer runs the expected program (reused PID) is skipped. Each
 # server gets a graceful stop, then SIGKILL after a 10 s deadline. Always exits 0 unless
 # a server survived SIGKILL, so it is safe in an EXIT trap.
@@ -32,6 +32,7 @@ is_ours() {
     postfix) [[ $cmd == *postfix/sbin/master* || $cmd == *master\ -w* ]] ;;
     aiosmtpd) [[ $cmd == *aiosmtpd_server.py* ]] ;;
     redis) [[ $cmd == *redis-server* ]] ;;
+    smtp-sink) [[ $cmd == smtp-sink\ * ]] ;;
     *) return 1 ;;
     esac
 }

@@ -41,6 +41,7 @@
 //! # Ok(()) }
 //! ```
 
+mod breaker;
 mod bulk;
 mod policy;
 
@@ -64,6 +65,7 @@ use crate::proto::params::MessageOptions;
 use crate::proto::reply::Reply;
 use crate::proto::session::{MessageId, SendReport};
 
+pub use breaker::{BreakerConfig, BreakerStats};
 pub use bulk::{BulkOptions, BulkSummary, MessageOutcome, Outgoing, Progress};
 
 /// Opens one ready connection; see [`Pool::builder_with_connect_fn`].
@@ -88,6 +90,13 @@ pub enum PoolError {
     /// The rate limiter did not grant the send ([`PoolBuilder::rate_limiter`]).
     #[error(transparent)]
     Rate(#[from] crate::rate::RateError),
+    /// Connecting failed too often in a row: the pool considers the server down and fails
+    /// fast for a while instead of opening a socket per checkout ([`PoolBuilder::breaker`]).
+    #[error("server unavailable after repeated connect failures; retry after {retry_after:?}")]
+    Unavailable {
+        /// When the pool will try the server again.
+        retry_after: Duration,
+    },
 }
 
 impl PoolError {
@@ -106,6 +115,7 @@ impl PoolError {
             PoolError::Timeout(_) => true,
             PoolError::Closed => false,
             PoolError::Rate(e) => e.is_transient(),
+            PoolError::Unavailable { .. } => true,
         }
     }
 
@@ -397,7 +407,7 @@ impl Pool {
             }
             self.inner.discard(idle.client);
         }
-        let opened = match timeout_at(deadline, (self.inner.connect)()).await {
+        let opened = match self.open(deadline).await? {
             Ok(Ok(client)) => client,
             Ok(Err(e)) => {
                 bump(&self.inner.counters.connect_failures, 1, "connect_failures");

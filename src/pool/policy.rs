@@ -6,8 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::bulk::{BulkOptions, MessageOutcome, Outgoing};
+use tokio::time::error::Elapsed;
+use tokio::time::{Instant, timeout_at};
+
+use super::breaker::{Breaker, BreakerConfig, BreakerStats, Gate};
 use super::{Pool, PoolBuilder, PoolError};
+use crate::client::Client;
 use crate::metrics::{Counter, Histogram, Metrics};
+use crate::proto::error::Error;
 use crate::rate::RateLimiter;
 use crate::retry::RetryPolicy;
 
@@ -19,6 +25,7 @@ pub(crate) struct Policy {
     pub(crate) rate_wait: Option<Duration>,
     pub(crate) retry: Option<RetryPolicy>,
     pub(crate) metrics: Option<Arc<dyn Metrics>>,
+    pub(crate) breaker: Option<Arc<Breaker>>,
 }
 
 impl fmt::Debug for Policy {
@@ -28,6 +35,7 @@ impl fmt::Debug for Policy {
             .field("rate_wait", &self.rate_wait)
             .field("retry", &self.retry)
             .field("metrics", &self.metrics.is_some())
+            .field("breaker", &self.breaker)
             .finish()
     }
 }
@@ -68,7 +76,7 @@ impl PoolBuilder {
     }
 
     /// The longest a message waits for its rate token before it fails with
-    /// [`PoolError::Rate`](super::PoolError::Rate) (default: the wait timeout).
+    /// [`PoolError::Rate`] (default: the wait timeout).
     pub fn rate_wait(mut self, d: Duration) -> Self {
         self.config.policy.rate_wait = Some(d);
         self
@@ -79,6 +87,14 @@ impl PoolBuilder {
     /// bulk sending always makes when a connection broke before a message's data).
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.config.policy.retry = Some(policy);
+        self
+    }
+
+    /// Stops hammering a server that refuses connections (see [`BreakerConfig`]):
+    /// exponential backoff with jitter after each consecutive connect failure, then
+    /// [`PoolError::Unavailable`] at once for a cooling period (default: off).
+    pub fn breaker(mut self, config: BreakerConfig) -> Self {
+        self.config.policy.breaker = Some(Arc::new(Breaker::new(config)));
         self
     }
 
@@ -97,6 +113,38 @@ impl Pool {
         let mut outcome = None;
         self.send_each([message.into()], &options, |_, o| outcome = Some(o)).await;
         outcome.unwrap_or_else(MessageOutcome::closed)
+    }
+
+    /// The breaker's counters ([`PoolBuilder::breaker`]); zero without one.
+    pub fn breaker_stats(&self) -> BreakerStats {
+        self.policy().breaker.as_ref().map(|b| b.stats()).unwrap_or_default()
+    }
+
+    /// Opens a connection within `deadline`, through the breaker when there is one: it may
+    /// wait out a backoff first, or refuse at once while the server is considered down.
+    pub(super) async fn open(
+        &self,
+        deadline: Instant,
+    ) -> Result<Result<Result<Client, Error>, Elapsed>, PoolError> {
+        let Some(breaker) = self.policy().breaker.as_deref() else {
+            return Ok(timeout_at(deadline, (self.inner.connect)()).await);
+        };
+        match breaker.gate(Instant::now()) {
+            Gate::Go => {}
+            Gate::Refuse(retry_after) => return Err(PoolError::Unavailable { retry_after }),
+            Gate::Wait(d) => {
+                if Instant::now() + d > deadline {
+                    return Err(PoolError::Unavailable { retry_after: d });
+                }
+                tokio::time::sleep(d).await;
+            }
+        }
+        let result = timeout_at(deadline, (self.inner.connect)()).await;
+        match &result {
+            Ok(Ok(_)) => breaker.success(),
+            _ => breaker.failure(Instant::now()),
+        }
+        Ok(result)
     }
 
     pub(crate) fn policy(&self) -> &Policy {

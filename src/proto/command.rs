@@ -3,10 +3,11 @@
 use super::address::{Address, EhloName};
 use super::params::{MailParams, RcptParams};
 
-/// A command the client sends. Every field is already validated, so encoding cannot put a
-/// CR, LF or other control byte on the wire.
+/// A command the client sends. Crate-internal: the raw-string variants (AUTH lines, VRFY,
+/// custom lines) are only built by the session after validating them, so encoding never
+/// puts a CR, LF or other control byte on the wire.
 #[derive(Debug)]
-pub enum Command<'a> {
+pub(crate) enum Command<'a> {
     /// `EHLO name`.
     Ehlo(&'a EhloName),
     /// `LHLO name` (LMTP, RFC 2033).
@@ -156,32 +157,42 @@ impl Command<'_> {
             Command::Custom(line) => push3(out, line.as_bytes(), b""),
         }
     }
-
-    /// The command verb, for logs and errors.
-    pub fn verb(&self) -> &'static str {
-        match self {
-            Command::Ehlo(_) => "EHLO",
-            Command::Lhlo(_) => "LHLO",
-            Command::Helo(_) => "HELO",
-            Command::StartTls => "STARTTLS",
-            Command::Auth { .. } | Command::AuthResponse(_) => "AUTH",
-            Command::Mail { .. } => "MAIL",
-            Command::Rcpt { .. } => "RCPT",
-            Command::Data => "DATA",
-            Command::Bdat { .. } => "BDAT",
-            Command::Rset => "RSET",
-            Command::Noop => "NOOP",
-            Command::Quit => "QUIT",
-            Command::Vrfy(_) => "VRFY",
-            Command::Custom(_) => "custom",
-        }
-    }
 }
 
 fn push3(out: &mut Vec<u8>, verb: &[u8], arg: &[u8]) {
     out.extend_from_slice(verb);
     out.extend_from_slice(arg);
     out.extend_from_slice(b"\r\n");
+}
+
+/// Encoded command lines for the fuzz targets, built from validated values only. Not API:
+/// no stability promise.
+#[doc(hidden)]
+pub mod __fuzz {
+    use super::super::address::{Address, EhloName};
+    use super::super::params::{MailParams, RcptParams};
+    use super::Command;
+
+    fn line(cmd: &Command<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        cmd.encode(&mut out);
+        out
+    }
+
+    /// `MAIL FROM:<from> params` with its CRLF.
+    pub fn mail(from: Option<&Address>, params: &MailParams) -> Vec<u8> {
+        line(&Command::Mail { from, params })
+    }
+
+    /// `RCPT TO:<to> params` with its CRLF.
+    pub fn rcpt(to: &Address, params: &RcptParams) -> Vec<u8> {
+        line(&Command::Rcpt { to, params })
+    }
+
+    /// The EHLO, HELO and LHLO lines for `name`.
+    pub fn hellos(name: &EhloName) -> [Vec<u8>; 3] {
+        [line(&Command::Ehlo(name)), line(&Command::Helo(name)), line(&Command::Lhlo(name))]
+    }
 }
 
 #[cfg(test)]

@@ -320,7 +320,7 @@ impl DotStuffer {
     /// ends in CRLF), without checking the line endings again: only lines that start with
     /// a dot need work. Pieces may split a CRLF; the output is the same as
     /// [`DotStuffer::encode`]'s for such a body.
-    pub fn encode_clean(&mut self, input: &[u8], out: &mut Vec<u8>) {
+    pub(crate) fn encode_clean(&mut self, input: &[u8], out: &mut Vec<u8>) {
         if self.pending_cr {
             // Left by `encode` on an earlier piece: resolve it the general way.
             self.encode(input, out);
@@ -332,7 +332,7 @@ impl DotStuffer {
     /// Copies a piece of a body that [`analyze`] found CRLF-clean and without a line that
     /// starts with a dot ([`BodyInfo::dot_lines`] false): nothing to change, so it is
     /// copied whole.
-    pub fn encode_verbatim(&mut self, input: &[u8], out: &mut Vec<u8>) {
+    pub(crate) fn encode_verbatim(&mut self, input: &[u8], out: &mut Vec<u8>) {
         if self.sent_verbatim(input) {
             out.extend_from_slice(input);
         } else {
@@ -342,7 +342,7 @@ impl DotStuffer {
 
     /// Encodes a piece of the body `info` describes ([`analyze`]'s result) with the
     /// cheapest path that gives [`DotStuffer::encode`]'s output for it.
-    pub fn encode_analyzed(&mut self, info: &BodyInfo, input: &[u8], out: &mut Vec<u8>) {
+    pub(crate) fn encode_analyzed(&mut self, info: &BodyInfo, input: &[u8], out: &mut Vec<u8>) {
         if info.needs_normalization {
             self.encode(input, out);
         } else if info.dot_lines {
@@ -355,7 +355,7 @@ impl DotStuffer {
     /// Records that `input`, a piece [`DotStuffer::encode_verbatim`] would copy
     /// unchanged, goes on the wire by other means (without a copy). False, with nothing
     /// recorded, when the encoder holds back a CR and the piece must be encoded instead.
-    pub fn sent_verbatim(&mut self, input: &[u8]) -> bool {
+    pub(crate) fn sent_verbatim(&mut self, input: &[u8]) -> bool {
         if self.pending_cr {
             return false;
         }
@@ -479,7 +479,7 @@ impl Normalizer {
 /// Reverses dot-stuffing of a complete DATA stream (with terminator) strictly: every line
 /// must end in CRLF, a leading dot is removed, and the stream must end at `.CRLF`.
 /// Returns `None` for anything a strict receiver would refuse. Used by tests and fuzzing.
-pub fn destuff_strict(wire: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn destuff_strict(wire: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(wire.len());
     let mut rest = wire;
     loop {
@@ -493,6 +493,34 @@ pub fn destuff_strict(wire: &[u8]) -> Option<Vec<u8>> {
             return rest.is_empty().then_some(out);
         }
         out.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
+    }
+}
+
+/// What the fuzz targets and the test suite need beyond the documented API: the fast
+/// paths trust a [`BodyInfo`] that only [`analyze`] may build, so they are not API. No
+/// stability promise.
+#[doc(hidden)]
+pub mod __fuzz {
+    use super::{BodyInfo, DotStuffer};
+
+    /// [`DotStuffer`]'s path for a body `analyze` found CRLF-clean.
+    pub fn encode_clean(s: &mut DotStuffer, input: &[u8], out: &mut Vec<u8>) {
+        s.encode_clean(input, out);
+    }
+
+    /// [`DotStuffer`]'s path for a CRLF-clean body without dot lines.
+    pub fn encode_verbatim(s: &mut DotStuffer, input: &[u8], out: &mut Vec<u8>) {
+        s.encode_verbatim(input, out);
+    }
+
+    /// The path the session takes for a body `analyze` described as `info`.
+    pub fn encode_analyzed(s: &mut DotStuffer, info: &BodyInfo, input: &[u8], out: &mut Vec<u8>) {
+        s.encode_analyzed(info, input, out);
+    }
+
+    /// A strict receiver: reverses dot-stuffing of a complete DATA stream.
+    pub fn destuff_strict(wire: &[u8]) -> Option<Vec<u8>> {
+        super::destuff_strict(wire)
     }
 }
 

@@ -136,15 +136,19 @@ impl fmt::Debug for Reply {
 pub struct ReplyLimits {
     /// Longest reply line, including its line ending (default 8 KiB).
     pub max_line: usize,
-    /// Most lines in one reply (default 512).
+    /// Most lines in one reply (default 4096).
     pub max_lines: usize,
     /// Largest whole reply in octets (default 64 KiB).
     pub max_reply: usize,
 }
 
 impl Default for ReplyLimits {
+    /// RFC 5321 4.5.3.1.5 sets 512 octets as the reply line a client must at least accept
+    /// and leaves the number of lines open, so the defaults are generous and memory is
+    /// bounded by the octet caps. The line cap lets 5 KiB of text through even in
+    /// one-character lines (2,560 of them; 512 refused such a legal reply).
     fn default() -> Self {
-        Self { max_line: 8 * 1024, max_lines: 512, max_reply: 64 * 1024 }
+        Self { max_line: 8 * 1024, max_lines: 4096, max_reply: 64 * 1024 }
     }
 }
 
@@ -446,6 +450,23 @@ mod tests {
             [&b"850 x\r\n"[..], b"25\r\n", b"2500 x\r\n", b"25O x\r\n", b"260 x\r\n", b"250x\r\n", b"\r\n"]
         {
             assert!(matches!(one_shot(bad), Err(ReplyError::Malformed(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn five_kib_of_text_is_accepted_however_it_is_split_into_lines() {
+        let text = "x".repeat(5 * 1024);
+        let single = format!("250 {text}\r\n");
+        let (r, used) = one_shot(single.as_bytes()).unwrap().unwrap();
+        assert_eq!((r.text(), used), (text, single.len()));
+        for width in [1, 7, 80] {
+            // 5 KiB of text: the lines and the LFs that join them.
+            let lines = 5 * 1024 / (width + 1);
+            let wire: String = (0..lines)
+                .map(|i| format!("250{}{}\r\n", if i + 1 == lines { ' ' } else { '-' }, "y".repeat(width)))
+                .collect();
+            let (r, used) = one_shot(wire.as_bytes()).unwrap().unwrap();
+            assert_eq!((r.line_count(), used), (lines, wire.len()), "width {width}");
         }
     }
 

@@ -77,9 +77,11 @@ mod server;
 mod session;
 mod stream;
 mod tls;
+mod view;
 
 pub use builder::TestServerBuilder;
 pub use fault::{Fault, FaultRule, FiredFault, Step};
 pub use record::{Authentication, ReceivedMessage};
 pub use server::TestServer;
 pub use tls::CertKind;
+pub use view::{Attachment, Mailbox};

@@ -311,9 +311,20 @@ impl Recorder {
         };
         let shown = format!("C: {}{REDACTED}{}", show(head), show(tail));
         let raw = Some(format!("C: {}{}{}", show(head), show(payload), show(tail)));
+        self.secret(conn, at + secret.start..at + secret.end);
         if let Some(log) = self.logs().connections.get_mut(conn) {
-            log.secrets.push(at + secret.start..at + secret.end);
             log.push_line(Line { shown, raw });
+        }
+    }
+
+    /// Mark `range` of the connection's received bytes as an AUTH payload (one adjacent to
+    /// the last such range extends it).
+    pub(crate) fn secret(&self, conn: usize, range: Range<usize>) {
+        if let Some(log) = self.logs().connections.get_mut(conn) {
+            match log.secrets.last_mut() {
+                Some(last) if last.end == range.start => last.end = range.end,
+                _ => log.secrets.push(range),
+            }
         }
     }
 

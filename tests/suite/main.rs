@@ -4,6 +4,8 @@
 //! without it they print a SKIPPED notice and return.
 
 mod auth;
+mod blocking;
+mod blocking_transcripts;
 mod bulk_policy;
 #[cfg(feature = "dkim")]
 mod dkim;
@@ -17,6 +19,7 @@ mod mime_delivery;
 mod mime_parts;
 mod mime_policy;
 mod mime_stream;
+mod outcomes;
 mod params;
 mod parity;
 mod pool;
@@ -25,8 +28,10 @@ mod rate_redis;
 mod raw_headers;
 mod round_trips;
 mod session;
+mod sink;
 mod smoke;
 mod smuggling;
 mod support;
 mod transcripts;
 mod transport;
+mod transport_mailer;

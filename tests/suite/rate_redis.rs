@@ -30,12 +30,14 @@ async fn two_pools_sharing_one_key_stay_under_the_rate() {
     let start = Instant::now();
     for p in 0..2 {
         // Each pool has its own limiter, hence its own Redis connection.
-        let limiter = RedisLimiter::builder(url.clone(), key.clone()).messages_per_sec(RATE, 1).build().unwrap();
-        let pool = Pool::builder(connector.clone()).max_connections(2).rate_limiter(Arc::new(limiter)).build();
+        let limiter =
+            RedisLimiter::builder(url.clone(), key.clone()).messages_per_sec(RATE, 1).build().unwrap();
+        let pool =
+            Pool::builder(connector.clone()).max_connections(2).rate_limiter(Arc::new(limiter)).build();
         let envelope = envelope.clone();
         runs.spawn(async move {
-            let messages =
-                (0..EACH).map(move |i| Outgoing::new(envelope.clone(), format!("Subject: {p}-{i}\r\n\r\nx\r\n")));
+            let messages = (0..EACH)
+                .map(move |i| Outgoing::new(envelope.clone(), format!("Subject: {p}-{i}\r\n\r\nx\r\n")));
             let outcomes = pool.send_all(messages).await;
             pool.close().await;
             outcomes.iter().filter(|o| o.is_sent()).count()
@@ -47,7 +49,9 @@ async fn two_pools_sharing_one_key_stay_under_the_rate() {
     }
     let secs = start.elapsed().as_secs_f64();
     let rate = sent as f64 / secs;
-    eprintln!("redis limiter, two pools, one key: {sent} messages in {secs:.3} s = {rate:.1}/s (limit {RATE}/s)");
+    eprintln!(
+        "redis limiter, two pools, one key: {sent} messages in {secs:.3} s = {rate:.1}/s (limit {RATE}/s)"
+    );
     assert_eq!(sent, 2 * EACH);
     assert_eq!(server.messages().len(), 2 * EACH);
     // The guarantee: together never above the limit (5% for the first message's free

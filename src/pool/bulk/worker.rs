@@ -16,6 +16,15 @@ use crate::proto::error::Error;
 use crate::proto::session::MessageId;
 use crate::rate::{Cost, RateError, RateLimiter};
 
+/// How far ahead a worker reserves tokens for the jobs it holds: enough to cover a
+/// round trip to the limiter and the timer's granularity, so no slot goes unused while a
+/// worker is busy, and little enough that few tokens are lost if its connection breaks.
+const LOOKAHEAD: Duration = Duration::from_millis(20);
+
+/// A job is submitted this close to its slot: tokio's timer fires on millisecond ticks,
+/// so waiting for the exact instant would leave every slot up to a tick late.
+const EARLY: Duration = Duration::from_millis(1);
+
 /// The rate limit as a worker applies it.
 struct Limit {
     limiter: Arc<dyn RateLimiter>,
@@ -44,8 +53,13 @@ pub(super) async fn worker(
         patience: config.probe_after.unwrap_or(Duration::from_secs(10)),
     });
     let timed = policy.metrics.is_some();
-    let mut stream =
-        Stream { queue: VecDeque::new(), waiting: VecDeque::new(), finished: Vec::new(), granted: 0, timed };
+    let mut stream = Stream {
+        queue: VecDeque::new(),
+        waiting: VecDeque::new(),
+        finished: Vec::new(),
+        due: VecDeque::new(),
+        timed,
+    };
     let mut conn: Option<PooledClient> = None;
     // Set when the connection takes no more messages (closed, or at its message limit):
     // it is let go once its outcomes are in.
@@ -87,7 +101,7 @@ pub(super) async fn worker(
         if conn.is_none() && !stream.queue.is_empty() {
             // The token comes before the connection: nothing sits checked out waiting.
             if let Some(limit) = &limit {
-                if stream.granted == 0 {
+                if stream.due.is_empty() {
                     if let Some(wait) = stream.take_token(limit).await {
                         pause(&policy, wait).await;
                     }
@@ -120,9 +134,14 @@ pub(super) async fn worker(
                 stream.flush(&done);
             }
         } else if let Some(limit) = &limit {
-            if !full && stream.granted == 0 && !stream.queue.is_empty() {
-                // Nothing in flight and the next message has no token yet.
-                if let Some(wait) = stream.take_token(limit).await {
+            if !full && !stream.queue.is_empty() {
+                // Nothing in flight: wait for the next job's slot, taking its token first
+                // if it has none.
+                let wait = match stream.due.front() {
+                    Some(due) => Some(due.saturating_duration_since(Instant::now())),
+                    None => stream.take_token(limit).await,
+                };
+                if let Some(wait) = wait {
                     if wait > limit.patience {
                         conn = None;
                     }
@@ -147,8 +166,9 @@ struct Stream {
     /// Submitted jobs, with when (when metrics are on).
     waiting: VecDeque<(MessageId, Job, Option<Instant>)>,
     finished: Vec<Done>,
-    /// With a rate limit: how many jobs at the front of `queue` hold their token.
-    granted: usize,
+    /// With a rate limit: when each job at the front of `queue` that holds its token may
+    /// go (one entry per such job).
+    due: VecDeque<Instant>,
     timed: bool,
 }
 
@@ -156,10 +176,10 @@ impl Stream {
     /// Reserves the token of the first job without one and returns the wait before it;
     /// `None` when the limiter refused, and that job failed.
     async fn take_token(&mut self, limit: &Limit) -> Option<Duration> {
-        let job = self.queue.get(self.granted)?;
+        let job = self.queue.get(self.due.len())?;
         match limit.limiter.reserve(Cost::of(job.envelope()), limit.max_wait).await {
             Ok(wait) => {
-                self.granted += 1;
+                self.due.push_back(Instant::now() + wait);
                 Some(wait)
             }
             Err(e) => {
@@ -169,11 +189,11 @@ impl Stream {
         }
     }
 
-    /// Takes the tokens that are free right now for the queued jobs, without waiting.
+    /// Reserves the tokens of queued jobs whose slots are at most [`LOOKAHEAD`] away.
     async fn grant_ready(&mut self, limit: &Limit) {
-        while let Some(job) = self.queue.get(self.granted) {
-            match limit.limiter.reserve(Cost::of(job.envelope()), Duration::ZERO).await {
-                Ok(_) => self.granted += 1,
+        while let Some(job) = self.queue.get(self.due.len()) {
+            match limit.limiter.reserve(Cost::of(job.envelope()), LOOKAHEAD).await {
+                Ok(wait) => self.due.push_back(Instant::now() + wait),
                 Err(RateError::Deadline { .. }) => return,
                 Err(e) => self.refuse(e),
             }
@@ -182,19 +202,28 @@ impl Stream {
 
     /// The first job without a token fails with the limiter's error.
     fn refuse(&mut self, e: RateError) {
-        if let Some(job) = self.queue.remove(self.granted) {
+        if let Some(job) = self.queue.remove(self.due.len()) {
             self.finished.push(Done { job, result: Err(PoolError::Rate(e)) });
         }
     }
 
-    /// Submits the queued jobs to `conn` (with a rate limit, those holding a token);
+    /// Submits the queued jobs to `conn` (with a rate limit, those whose slot has come);
     /// true when it takes no more (closed or at its message limit), with the rest left
     /// queued for the next connection.
     fn submit(&mut self, conn: &mut PooledClient, limited: bool) -> bool {
-        while !limited || self.granted > 0 {
+        let now = Instant::now();
+        loop {
+            let due = self.due.front().copied();
+            if limited && due.is_none_or(|due| due > now + EARLY) {
+                break;
+            }
             let Some(job) = self.queue.pop_front() else { break };
+            self.due.pop_front();
             if conn.remaining_messages() == 0 {
                 self.queue.push_front(job);
+                if let Some(due) = due {
+                    self.due.push_front(due);
+                }
                 return true;
             }
             let message = &job.message;
@@ -203,11 +232,13 @@ impl Stream {
                 // The connection is gone; nothing of this job was sent.
                 Err(Error::SessionClosed) => {
                     self.queue.push_front(job);
+                    if let Some(due) = due {
+                        self.due.push_front(due);
+                    }
                     return true;
                 }
                 Err(e) => self.finished.push(Done { job, result: Err(e.into()) }),
             }
-            self.granted = self.granted.saturating_sub(1);
         }
         false
     }
@@ -235,7 +266,7 @@ impl Stream {
     fn fail_queue(&mut self, e: &PoolError) {
         let failed = self.queue.drain(..).map(|job| Done { job, result: Err(e.clone()) });
         self.finished.extend(failed);
-        self.granted = 0;
+        self.due.clear();
     }
 
     /// Hands the finished jobs to the caller's task in one message.

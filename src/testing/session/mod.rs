@@ -105,6 +105,7 @@ where
         commands: 0,
         unsolicited: None,
         discarding: false,
+        discard_secret: false,
         last_class: 0,
     };
     let flow = session.open().await;
@@ -148,6 +149,8 @@ struct Session<S> {
     unsolicited: Option<(Duration, bool)>,
     /// Inside an over-long line, dropping bytes until its end.
     discarding: bool,
+    /// The line being dropped is an AUTH payload: redact what is dropped of it.
+    discard_secret: bool,
     /// First digit of the last reply sent (0 if none or not a digit).
     last_class: u8,
 }
@@ -283,11 +286,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
     async fn process(&mut self) -> Option<Flow> {
         match std::mem::replace(&mut self.mode, Mode::Command) {
             Mode::Command => {
-                let line = self.take_line()?;
+                let line = self.take_line(false)?;
                 Some(self.command(line).await)
             }
             Mode::Auth(state) => {
-                let Some(line) = self.take_line() else {
+                let Some(line) = self.take_line(true) else {
                     self.mode = Mode::Auth(state);
                     return None;
                 };

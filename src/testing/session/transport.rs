@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::auth;
 use super::{
     Broken, CLOSE_TIMEOUT, Greeted, HANDSHAKE_TIMEOUT, MAX_COMMAND_LINE, MAX_QUEUED_OUTPUT, READ_CHUNK, Read,
     Session, WRITE_TIMEOUT,
@@ -54,11 +55,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
     }
 
     /// The next complete line from `inbuf` without its line ending; `Some(None)` for a line
-    /// that was too long (already dropped).
-    pub(super) fn take_line(&mut self) -> Option<Option<Vec<u8>>> {
+    /// that was too long (already dropped). `secret`: the line is an AUTH response. A
+    /// dropped line that was a secret (or an `AUTH` command with an initial response) is
+    /// still redacted in the record of received bytes, piece by piece as it is dropped.
+    pub(super) fn take_line(&mut self, secret: bool) -> Option<Option<Vec<u8>>> {
         let Some(lf) = memchr::memchr(b'\n', &self.inbuf) else {
             if self.inbuf.len() > MAX_COMMAND_LINE {
+                if !self.discarding {
+                    self.discard_secret = secret || auth::initial_response_span(&self.inbuf).is_some();
+                }
                 self.discarding = true;
+                if self.discard_secret {
+                    let start = self.read_total - self.inbuf.len();
+                    self.shared.recorder.secret(self.id, start..self.read_total);
+                }
                 self.inbuf.clear();
             }
             return None;
@@ -72,11 +82,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session<S> {
             // RFC 5321 2.3.8: lines end in CRLF; a bare LF is a client bug worth seeing.
             self.violation("command line ended with a bare LF");
         }
-        if std::mem::take(&mut self.discarding) || line.len() > MAX_COMMAND_LINE {
+        let dropped = std::mem::take(&mut self.discarding);
+        if dropped || line.len() > MAX_COMMAND_LINE {
+            let hidden = if dropped {
+                std::mem::take(&mut self.discard_secret)
+            } else {
+                secret || auth::initial_response_span(&line).is_some()
+            };
+            if hidden {
+                self.shared.recorder.secret(self.id, self.line_at..self.line_at + line.len());
+            }
             return Some(None);
         }
         Some(Some(line))
     }
+
     /// Start counting bytes for [`Fault::CloseAfterBytes`]; bytes already buffered beyond
     /// the current command count against the budget.
     pub(super) fn set_budget(&mut self, n: usize) {

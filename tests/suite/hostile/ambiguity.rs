@@ -77,9 +77,15 @@ fn body(size: usize) -> Vec<u8> {
 }
 
 /// Sends `body` over a link cut after `budget` client octets; the send's outcome.
-async fn send_cut(server: &TestServer, client: ClientBuilder, body: &[u8], budget: usize) -> Result<(), Error> {
+async fn send_cut(
+    server: &TestServer,
+    client: ClientBuilder,
+    body: &[u8],
+    budget: usize,
+) -> Result<(), Error> {
     let link = CutAfter { inner: server.connect_in_memory(), budget, sent: 0 };
-    let mut client = client.build().expect("valid").connect_with(link).await.expect("connects before the cut");
+    let mut client =
+        client.build().expect("valid").connect_with(link).await.expect("connects before the cut");
     client.send(&env(), body.to_vec()).await.map(drop)
 }
 
@@ -108,7 +114,10 @@ async fn check(server: TestServer, client: fn() -> ClientBuilder, label: &str) {
             let result = send_cut(&server, client(), &body, budget).await;
             let err = result.expect_err("the link was cut");
             if budget >= end {
-                assert!(err.is_ambiguous(), "{label} {size} B cut after the end of data at {budget}: {err:?}");
+                assert!(
+                    err.is_ambiguous(),
+                    "{label} {size} B cut after the end of data at {budget}: {err:?}"
+                );
             } else {
                 assert!(
                     !err.is_ambiguous() && err.is_transient(),

@@ -178,7 +178,7 @@ async fn replies_over_the_limits() {
 async fn endless_continuation_lines() {
     let endless = b"250-more\r\n".repeat(100_000);
     let (err, _) = raw_at(Step::Ehlo, &endless, plain()).await;
-    assert!(matches!(err, Error::Protocol(ProtocolError::Reply(ReplyError::TooManyLines(512)))), "{err:?}");
+    assert!(matches!(err, Error::Protocol(ProtocolError::Reply(ReplyError::TooManyLines(4096)))), "{err:?}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -62,6 +62,19 @@
 //!
 //! Each test run starts with empty maildirs; tests tell their mail apart by a unique
 //! marker (for example in the Message-ID or Subject) rather than by counting files.
+//!
+//! # smtp-sink
+//! [`sinks`] gives the Postfix `smtp-sink` instances of `scripts/interop/smtp-sink.sh`,
+//! one per fault flag set, by the names used there (`"hard-rcpt"`, `"drop-dot"`,
+//! `"421-mail"`, `"delay-data"`, `"dump"`...). Per `man smtp-sink` (checked by hand
+//! against 3.7): `-f CMD` answers CMD with `500 5.3.0`, `-r CMD` with `450 4.3.0`, both
+//! without PIPELINING; `-q CMD` disconnects without a reply; `-Q CMD` sends
+//! `421 4.0.0` and disconnects; `-p -w 1` waits a second before answering DATA (without PIPELINING) and
+//! `-W .:1` before answering the final dot. Only `"dump"` keeps mail: [`wait_for_dump`]
+//! reads a transaction back from its `-d` dump, whose format is text lines ending in LF:
+//! `X-Client-Addr`, `X-Client-Proto`, `X-Helo-Args`, `X-Mail-Args` (the MAIL arguments
+//! as sent), one `X-Rcpt-Args` per RCPT (as sent), a three-line `Received:` header, the
+//! message after dot-unstuffing with each CRLF written as LF, and an empty line.
 
 // The suite's tests each use a different part of this module.
 #![allow(dead_code)]
@@ -152,6 +165,69 @@ pub fn aiosmtpd() -> Option<Server> {
         untrusted_tls: None,
         lmtp: Some(addr("SMTPKIT_AIOSMTPD_LMTP")),
     })
+}
+
+/// The smtp-sink instances (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Sinks {
+    /// Where the `"dump"` instance writes one file per transaction.
+    pub dump_dir: PathBuf,
+}
+
+impl Sinks {
+    /// The address of the instance `name` as named in `scripts/interop/smtp-sink.sh`.
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        addr(&format!("SMTPKIT_SINK_{}", name.to_ascii_uppercase().replace('-', "_")))
+    }
+}
+
+/// The smtp-sink instances from the environment, or `None` when `SMTPKIT_INTEROP` is
+/// unset (panics instead when `SMTPKIT_INTEROP_REQUIRED=1`, or when the environment is
+/// incomplete).
+pub fn sinks() -> Option<Sinks> {
+    if !interop_enabled("smtp-sink") {
+        return None;
+    }
+    let dump_dir = PathBuf::from(var("SMTPKIT_SINK_DUMP_DIR"));
+    assert!(dump_dir.is_dir(), "interop: SMTPKIT_SINK_DUMP_DIR={} is not a directory", dump_dir.display());
+    Some(Sinks { dump_dir })
+}
+
+/// [`sinks`], printing the skip notice for `test` when they are absent.
+pub fn sinks_or_skip(test: &str) -> Option<Sinks> {
+    let sinks = sinks();
+    if sinks.is_none() {
+        skip(test);
+    }
+    sinks
+}
+
+/// Polls `dir` every 50 ms for a complete smtp-sink dump (it ends with the empty line)
+/// that contains `marker`, for at most `timeout`; returns its bytes.
+pub fn wait_for_dump(dir: &Path, marker: &str, timeout: Duration) -> Option<Vec<u8>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let entries =
+            fs::read_dir(dir).unwrap_or_else(|e| panic!("interop: cannot read {}: {e}", dir.display()));
+        for entry in entries.filter_map(Result::ok) {
+            let Ok(bytes) = fs::read(entry.path()) else { continue };
+            if bytes.ends_with(b"\n\n") && contains(&bytes, marker.as_bytes()) {
+                return Some(bytes);
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(50).min(deadline - now));
+    }
+}
+
+/// The Postfix instance's `sendmail` program and config directory (`sendmail -C DIR`
+/// posts into this instance's queue, and it delivers into [`Server::maildir`]).
+pub fn postfix_sendmail() -> Option<(PathBuf, PathBuf)> {
+    postfix()?;
+    Some((file("SMTPKIT_POSTFIX_SENDMAIL"), PathBuf::from(var("SMTPKIT_POSTFIX_CONFIG"))))
 }
 
 /// Prints the loud skip notice for `test` straight to stderr. Writing to the handle
