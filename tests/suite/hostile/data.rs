@@ -142,10 +142,21 @@ async fn eight_bit_body_without_8bitmime_is_refused_before_mail() {
     client.send(&env(), "ascii\r\n").await.expect("the next message goes through");
     assert_eq!(received(&server, 0).matches("MAIL FROM").count(), 1);
 
+    // A UTF-8 header field needs SMTPUTF8 too (RFC 6531 section 3.4, issue 16 #5): refused
+    // before MAIL by a server with 8BITMIME only, sent with both parameters otherwise.
     let server = start(TestServer::builder()).await;
     let mut client = connect(&server, plain()).await.unwrap();
-    client.send(&env(), "Subject: caf\u{e9}\r\n\r\n").await.expect("sent with 8BITMIME");
+    let err = client.send(&env(), "Subject: caf\u{e9}\r\n\r\n").await.unwrap_err();
+    assert!(matches!(err, Error::ExtensionMissing(Extension::SmtpUtf8Headers)), "{err:?}");
+    client
+        .send(&env(), "Subject: cafe\r\n\r\ncaf\u{e9}\r\n")
+        .await
+        .expect("an 8-bit body alone needs only 8BITMIME");
     assert_eq!(server.messages()[0].mail_params, ["BODY=8BITMIME"]);
+    let server = start(TestServer::builder().smtputf8(true)).await;
+    let mut client = connect(&server, plain()).await.unwrap();
+    client.send(&env(), "Subject: caf\u{e9}\r\n\r\n").await.expect("sent with 8BITMIME and SMTPUTF8");
+    assert_eq!(server.messages()[0].mail_params, ["BODY=8BITMIME", "SMTPUTF8"]);
 }
 
 #[tokio::test(start_paused = true)]
