@@ -1,7 +1,8 @@
 //! MIME composition: `Message::builder()` driven by a sequence of fuzz-chosen calls
 //! (From/Sender/Reply-To/To/Cc/Bcc as `(name, address)` or parsed text, subject, custom
 //! headers, text and HTML bodies, inline images, attachments, Message-ID, In-Reply-To,
-//! References, date, attachment policy, explicit envelope). Invariants:
+//! References, date, attachment policy, explicit envelope, custom parts with any content
+//! type, calendar invitations). Invariants:
 //!
 //! - never a panic; `build` gives a message or a typed error, never `Malformed` (the final
 //!   wire check firing means the builder let through something it should have encoded or
@@ -29,7 +30,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use mail_parser::MessageParser;
-use smtpkit::mime::{AttachmentPolicy, Mailbox, MimeError};
+use smtpkit::mime::{AttachmentPolicy, Calendar, Mailbox, MimeError, Part};
 use smtpkit::{Envelope, Message};
 
 use super::input::Input;
@@ -38,6 +39,10 @@ use super::input::Input;
 const MAX_LINE: usize = 998;
 /// Upper bound on one string argument, to keep executions fast.
 const MAX_ARG: usize = 4096;
+/// An iTIP REQUEST for the calendar operation.
+const ICS: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:1@x.example\r\n\
+                   DTSTAMP:20260101T000000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+
 /// Upper bound on operations per input.
 const MAX_OPS: usize = 48;
 
@@ -490,6 +495,23 @@ pub fn check(data: &[u8]) {
                     model.envelope = Some(env.clone());
                     b = b.envelope(env);
                 }
+            }
+            19 => {
+                // A custom part with any content type (parameters included) beside the
+                // attachments; with the form bit, as an attachment the policy checks.
+                let (content_type, text) = (input.text(), input.text());
+                let mut part = Part::text(content_type.as_str(), text.as_str());
+                if form {
+                    let filename = input.text();
+                    part = part.attachment(filename);
+                    model.parts.push((content_type, text.len()));
+                }
+                b = b.attach_part(part);
+            }
+            20 => {
+                // A calendar invitation: the canned method, or any text.
+                let method = if form { "REQUEST".to_owned() } else { input.text() };
+                b = b.calendar(Calendar::new(method, ICS));
             }
             _ => {}
         }

@@ -14,12 +14,11 @@ use mail_builder::{
     mime::make_boundary,
 };
 
+mod prepare;
+
 use super::{
-    AttachmentPolicy, Calendar, Mailbox, Message, MimeError, Part, content_type, encoding, envelope,
-    header::{self, check_controls},
-    policy,
-    tree::{Prepared, Tree},
-    unsubscribe::Unsubscribe,
+    AttachmentPolicy, Calendar, Mailbox, Message, MimeError, Part, StreamedMessage, encoding, envelope,
+    header, policy, stream, tree::Tree, unsubscribe::Unsubscribe,
 };
 use crate::Envelope;
 
@@ -88,6 +87,8 @@ struct Attachment {
 enum Source {
     Bytes(Bytes),
     File(PathBuf),
+    /// Streamed by [`MessageBuilder::build_streamed`]; taken out when it is built.
+    Reader(Option<Box<dyn std::io::Read + Send>>, u64),
 }
 
 impl fmt::Debug for MessageBuilder {
@@ -99,6 +100,7 @@ impl fmt::Debug for MessageBuilder {
                 .map(|a| match &a.source {
                     Source::Bytes(b) => format!("{:?} ({} octets)", a.filename, b.len()),
                     Source::File(p) => format!("{:?} (file {})", a.filename, p.display()),
+                    Source::Reader(_, len) => format!("{:?} (reader, {len} octets)", a.filename),
                 })
                 .collect()
         };
@@ -351,6 +353,25 @@ impl MessageBuilder {
         self.push_file(path.as_ref(), Some(content_type.into()))
     }
 
+    /// Adds an attachment read from `reader` while the message is consumed, which must
+    /// yield exactly `len` octets; only [`build_streamed`](Self::build_streamed) can build
+    /// it ([`build`](Self::build) refuses it with [`MimeError::NeedsStreaming`]). Its first
+    /// kilobytes are read at build time for the policy's content checks.
+    pub fn attach_reader(
+        mut self,
+        filename: impl Into<String>,
+        content_type: impl Into<String>,
+        reader: impl std::io::Read + Send + 'static,
+        len: u64,
+    ) -> Self {
+        self.attachments.push(Attachment {
+            filename: filename.into(),
+            content_type: Some(content_type.into()),
+            source: Source::Reader(Some(Box::new(reader)), len),
+        });
+        self
+    }
+
     fn push_file(mut self, path: &Path, content_type: Option<String>) -> Self {
         let filename = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         self.attachments.push(Attachment { filename, content_type, source: Source::File(path.to_owned()) });
@@ -404,7 +425,33 @@ impl MessageBuilder {
 
     /// Validates everything, applies the attachment policy, reads file attachments and
     /// serialises the message.
-    pub fn build(mut self) -> Result<Message, MimeError> {
+    pub fn build(self) -> Result<Message, MimeError> {
+        let composed = self.compose(false)?;
+        Ok(Message::new(
+            Bytes::from(composed.bytes),
+            composed.envelope,
+            composed.message_id,
+            composed.eight_bit,
+        ))
+    }
+
+    /// Like [`build`](Self::build), but file attachments (and those of
+    /// [`attach_reader`](Self::attach_reader)) are not read into memory: they are
+    /// base64-encoded piece by piece as the returned [`StreamedMessage`] is consumed, so
+    /// composing a message with a 200 MB file takes a few hundred kilobytes. The policy
+    /// checks them from their metadata and first kilobytes.
+    pub fn build_streamed(self) -> Result<StreamedMessage, MimeError> {
+        let composed = self.compose(true)?;
+        stream::assemble(
+            composed.bytes,
+            composed.streams,
+            composed.envelope,
+            composed.message_id,
+            composed.eight_bit,
+        )
+    }
+
+    fn compose(mut self, streaming: bool) -> Result<Composed, MimeError> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
@@ -484,7 +531,15 @@ impl MessageBuilder {
             headers.push((name.as_str().into(), header::header_value(name, value)?));
         }
 
-        let (inline, attachments) = self.prepare()?;
+        let readers: Vec<Option<Box<dyn std::io::Read + Send>>> = self
+            .attachments
+            .iter_mut()
+            .map(|a| match &mut a.source {
+                Source::Reader(reader, _) => reader.take(),
+                _ => None,
+            })
+            .collect();
+        let (inline, attachments, streams) = self.prepare(streaming, readers)?;
 
         let envelope = match explicit_envelope {
             Some(env) => env,
@@ -514,8 +569,12 @@ impl MessageBuilder {
         let stripped = envelope::strip_bcc(&mut bytes);
         debug_assert_eq!(stripped, 0, "Bcc is never given to mail-builder");
         let eight_bit = encoding::check_wire(&bytes)?;
-        self.policy.check_message_size(bytes.len() as u64)?;
-        Ok(Message::new(Bytes::from(bytes), envelope, message_id, eight_bit))
+        let streamed: u64 = streams
+            .iter()
+            .map(|(placeholder, part)| policy::base64_len(part.len) - placeholder.len() as u64)
+            .sum();
+        self.policy.check_message_size(bytes.len() as u64 + streamed)?;
+        Ok(Composed { bytes, envelope, message_id, eight_bit, streams })
     }
 
     /// A custom body replaces text, HTML, inline parts, alternatives and the calendar.
@@ -535,102 +594,15 @@ impl MessageBuilder {
             None => Ok(()),
         }
     }
-
-    /// Validates inline parts and attachments, applies the policy (names, types and sizes
-    /// before files are read, content after) and reads files. Returns the inline parts
-    /// (named by Content-ID) and the attachments (named by filename).
-    fn prepare(&self) -> Result<(Vec<Prepared<'_>>, Vec<Prepared<'_>>), MimeError> {
-        let policy = &self.policy;
-        let mut sizes = Sizes::default();
-        let mut inline = Vec::with_capacity(self.inline.len());
-        for item in &self.inline {
-            let cid = header::validate_content_id(&item.content_id)?;
-            if inline.iter().any(|other: &Prepared<'_>| other.name == cid) {
-                return Err(MimeError::DuplicateContentId(cid.to_owned()));
-            }
-            let content_type = content_type::validate(&item.content_type)?;
-            policy.check_type(cid, content_type.essence())?;
-            sizes.add(policy, cid, item.data.len() as u64, !content_type.is_text())?;
-            policy.check_content(cid, content_type.essence(), &item.data)?;
-            inline.push(Prepared { name: cid, content_type, data: item.data.clone() });
-        }
-        let mut attachments = Vec::with_capacity(self.attachments.len());
-        for item in &self.attachments {
-            let name = item.filename.as_str();
-            if name.is_empty() {
-                return Err(MimeError::EmptyFilename);
-            }
-            check_controls(|| "attachment filename".to_owned(), name)?;
-            let content_type = match (&item.content_type, &item.source) {
-                (Some(ct), _) => content_type::validate(ct)?,
-                (None, Source::File(path)) => content_type::validate(content_type::for_path(path))?,
-                (None, Source::Bytes(_)) => content_type::validate(content_type::OCTET_STREAM)?,
-            };
-            policy.check_type(name, content_type.essence())?;
-            policy.check_name(name)?;
-            let data = match &item.source {
-                Source::Bytes(data) => {
-                    sizes.add(policy, name, data.len() as u64, !content_type.is_text())?;
-                    data.clone()
-                }
-                Source::File(path) => {
-                    let io = |source| MimeError::File { path: path.clone(), source };
-                    // From the metadata, so that an oversized file is never read.
-                    let size = std::fs::metadata(path).map_err(io)?.len();
-                    sizes.add(policy, name, size, !content_type.is_text())?;
-                    let data = Bytes::from(std::fs::read(path).map_err(io)?);
-                    // The file may have grown since.
-                    policy.check_size(name, data.len() as u64)?;
-                    data
-                }
-            };
-            policy.check_content(name, content_type.essence(), &data)?;
-            attachments.push(Prepared { name, content_type, data });
-        }
-        for part in self.body.iter().chain(&self.alternatives).chain(&self.parts) {
-            for leaf in part.leaves() {
-                let Some(data) = leaf.leaf_data() else { continue };
-                let essence = leaf.content_type().map_or(content_type::OCTET_STREAM, |ct| ct.essence());
-                let name = leaf.filename().unwrap_or(essence);
-                if leaf.filename().is_some() {
-                    policy.check_type(name, essence)?;
-                    policy.check_name(name)?;
-                }
-                sizes.add(policy, name, data.len() as u64, false)?;
-                policy.check_content(name, essence, data)?;
-            }
-        }
-        Ok((inline, attachments))
-    }
 }
 
-/// Running sizes of the parts: raw, and base64-encoded as a lower bound of the message.
-#[derive(Default)]
-struct Sizes {
-    total: u64,
-    encoded: u64,
-}
-
-impl Sizes {
-    /// Adds a part of `size` octets; `base64` when it will be base64 encoded (every
-    /// non-text leaf), which makes its encoded size known before it is read.
-    fn add(
-        &mut self,
-        policy: &AttachmentPolicy,
-        name: &str,
-        size: u64,
-        base64: bool,
-    ) -> Result<(), MimeError> {
-        policy.check_size(name, size)?;
-        self.total = self.total.saturating_add(size);
-        policy.check_total(self.total)?;
-        // No transfer encoding is shorter than its content (7bit is the same length,
-        // quoted-printable and base64 longer), so this is a lower bound of the message; the
-        // check of the serialised bytes is exact.
-        let encoded = if base64 { policy::base64_len(size) } else { size };
-        self.encoded = self.encoded.saturating_add(encoded);
-        policy.check_message_size(self.encoded)
-    }
+/// A serialised message, with the streamed parts that replace its placeholders.
+struct Composed {
+    bytes: Vec<u8>,
+    envelope: Envelope,
+    message_id: String,
+    eight_bit: bool,
+    streams: Vec<(String, super::stream::StreamPart)>,
 }
 
 /// An address header value: one mailbox or a list.

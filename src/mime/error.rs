@@ -165,6 +165,19 @@ pub enum MimeError {
         /// The limit.
         max: u64,
     },
+    /// An attachment from [`attach_reader`](super::MessageBuilder::attach_reader) can only
+    /// be streamed: build the message with
+    /// [`build_streamed`](super::MessageBuilder::build_streamed).
+    #[error("attachment {0:?} comes from a reader: build the message with build_streamed()")]
+    NeedsStreaming(String),
+    /// The reader of a streamed attachment failed while its first octets were read.
+    #[error("cannot read attachment {name:?}: {source}")]
+    Reader {
+        /// The attachment's filename.
+        name: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// A file given to [`attach_file`](super::MessageBuilder::attach_file) could not be read.
     #[error("cannot read attachment {path}: {source}")]
     File {

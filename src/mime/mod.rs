@@ -20,6 +20,13 @@
 //! - **Attachment policy**: sizes (checked before any file is read), types by pattern, and by
 //!   default a mail provider's rules: no programs or scripts by content, extension or
 //!   declared type, no disguised names, no type the content contradicts.
+//! - **Content types with parameters** ([`ContentType`]), validated, and **custom parts**
+//!   ([`Part`]) for what the layout above does not cover: `multipart/report`, a forwarded
+//!   `message/rfc822` (never base64), a `multipart/signed` wrapper around an entity kept
+//!   byte for byte; **calendar invitations** ([`Calendar`]) as Outlook and Gmail expect them.
+//! - **Streamed attachments**: [`MessageBuilder::build_streamed`] base64-encodes files and
+//!   readers piece by piece into a [`StreamedMessage`], in constant memory.
+//! - **Bulk-sender headers**: `List-Unsubscribe` and one-click `List-Unsubscribe-Post`.
 //!
 //! ```
 //! use smtpkit::{Message, mime::AttachmentPolicy};
@@ -52,6 +59,7 @@ mod mailbox;
 mod part;
 mod policy;
 mod sniff;
+mod stream;
 mod tree;
 mod unsubscribe;
 
@@ -66,6 +74,7 @@ pub use error::MimeError;
 pub use mailbox::Mailbox;
 pub use part::Part;
 pub use policy::{AttachmentPolicy, PolicyRule};
+pub use stream::StreamedMessage;
 
 use crate::Envelope;
 

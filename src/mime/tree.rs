@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use mail_builder::{
-    headers::content_type::ContentType as MbContentType,
+    headers::{content_type::ContentType as MbContentType, raw::Raw},
     mime::{BodyPart, MimePart},
 };
 
@@ -16,6 +16,8 @@ pub(crate) struct Prepared<'a> {
     pub(crate) name: &'a str,
     pub(crate) content_type: super::ContentType,
     pub(crate) data: bytes::Bytes,
+    /// `data` is the placeholder of a streamed attachment, base64 encoded later.
+    pub(crate) streamed: bool,
 }
 
 /// What goes into the tree, all validated.
@@ -68,7 +70,17 @@ impl<'a> Tree<'a> {
         }
         let mut parts: Vec<MimePart<'a>> = body.into_iter().collect();
         for item in self.attachments {
-            parts.push(encoding::data_part(item.content_type.to_header(), &item.data).attachment(item.name));
+            let part = match item.streamed {
+                // The placeholder as the body, written as is: the stream supplies the
+                // base64 lines (mail-builder writes the same header for its own base64).
+                true => MimePart::new(
+                    item.content_type.to_header(),
+                    BodyPart::Binary(Cow::Borrowed(&item.data[..])),
+                )
+                .header("Content-Transfer-Encoding", Raw::new("base64")),
+                false => encoding::data_part(item.content_type.to_header(), &item.data),
+            };
+            parts.push(part.attachment(item.name));
         }
         for part in self.extra {
             parts.push(part.to_mime(1)?);

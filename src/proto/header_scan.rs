@@ -7,37 +7,31 @@
 //! holds any octet above 0x7F therefore needs it, whatever its envelope. (A body may hold
 //! 8-bit octets under `8BITMIME` alone.)
 
-/// The header section of `message`: everything before the empty line that ends it (RFC
-/// 5322 section 2.1: "A message consists of header fields ... followed, optionally, by a
-/// body", separated by "an empty line (i.e., a line with nothing preceding the CRLF)").
-/// The section also ends at the first line that is neither a header field nor the
-/// continuation of one (RFC 5322 section 3.6.8: `field-name = 1*ftext` followed by `:`;
-/// section 2.2.3: a folded line starts with white space): raw text such as `café` handed
-/// over without any header is body, not a UTF-8 header field. Lines may end in CRLF or a
-/// bare LF (the driver can normalise either).
+/// The header section of `message`: its leading header fields (RFC 5322 section 2.1: "A
+/// message consists of header fields ... followed, optionally, by a body"), up to the empty
+/// line that ends them or the first line that is neither a field (`1*ftext ":"`, section
+/// 3.6.8) nor a folded continuation (section 2.2.3: it starts with WSP). A raw body given
+/// without headers (`café` alone) has an empty header section. Lines may end in CRLF or
+/// a bare LF (the driver can normalise either).
 pub(crate) fn header_section(message: &[u8]) -> &[u8] {
     let mut start = 0;
-    let mut ends = memchr::memchr_iter(b'\n', message).chain(std::iter::once(message.len()));
-    while let Some(end) = ends.next().filter(|_| start < message.len()) {
+    while start < message.len() {
+        let rest = message.get(start..).unwrap_or_default();
+        let end = memchr::memchr(b'\n', rest).map_or(message.len(), |i| start + i + 1);
         let line = message.get(start..end).unwrap_or_default();
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let folded = start > 0 && line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
-        if line.is_empty() || !(folded || is_field(line)) {
-            return message.get(..start).unwrap_or_default();
+        let continuation = start > 0 && matches!(line.first(), Some(b' ' | b'\t'));
+        if !continuation && !is_field_start(line) {
+            break;
         }
-        start = end + 1;
+        start = end;
     }
-    message
+    message.get(..start).unwrap_or_default()
 }
 
-/// `field-name ":"` at the start of `line`: one or more printable ASCII octets but `:`.
-fn is_field(line: &[u8]) -> bool {
-    match memchr::memchr(b':', line) {
-        Some(colon) => {
-            colon > 0 && line.get(..colon).is_some_and(|name| name.iter().all(|b| (33..=126).contains(b)))
-        }
-        None => false,
-    }
+/// `1*ftext ":"` at the start of `line`; `ftext = %d33-57 / %d59-126`.
+fn is_field_start(line: &[u8]) -> bool {
+    let name_len = line.iter().take_while(|&&b| matches!(b, 33..=57 | 59..=126)).count();
+    name_len > 0 && line.get(name_len) == Some(&b':')
 }
 
 /// The offset of the first non-ASCII octet in the header section of `message`, if any:
@@ -59,8 +53,11 @@ mod tests {
         assert_eq!(header_section(b"A: 1\r\n folded\r\n"), b"A: 1\r\n folded\r\n");
         assert_eq!(header_section(b"A: no newline"), b"A: no newline");
         assert_eq!(header_section(b""), b"");
-        assert_eq!(header_section(b"A: 1\r\nnot a field\r\nB: 2\r\n"), b"A: 1\r\n");
-        assert_eq!(header_section(b" leading space\r\n"), b"");
+        // A body without headers, or after fields without the empty line.
+        assert_eq!(header_section("café\r\n".as_bytes()), b"");
+        assert_eq!(header_section("A: 1\r\ncafé\r\n".as_bytes()), b"A: 1\r\n");
+        assert_eq!(header_section(b" folded first\r\n"), b"");
+        assert_eq!(header_section(b": no name\r\n"), b"");
     }
 
     #[test]
@@ -71,11 +68,9 @@ mod tests {
         assert_eq!(first_non_ascii_header_octet(b"X: a\n \xff\n\nbody"), Some(6));
         // RFC 2047 encoded words are ASCII.
         assert_eq!(first_non_ascii_header_octet(b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\r\n"), None);
-        // Without an empty line, the header section ends at the first line that is not a
-        // field: raw text is body.
+        // Without an empty line, the fields still count; a non-field line ends them.
+        assert_eq!(first_non_ascii_header_octet("X: a\r\nY: ü".as_bytes()), Some(9));
         assert_eq!(first_non_ascii_header_octet("X: a\r\nü".as_bytes()), None);
-        assert_eq!(first_non_ascii_header_octet("café\r\n".as_bytes()), None);
-        assert_eq!(first_non_ascii_header_octet("X: ü".as_bytes()), Some(3));
-        assert_eq!(first_non_ascii_header_octet("Fröm: x\r\n\r\n".as_bytes()), None);
+        assert_eq!(first_non_ascii_header_octet("caf\u{e9}\r\n".as_bytes()), None);
     }
 }

@@ -20,6 +20,7 @@ mod mime;
 mod mime_delivery;
 mod mime_parts;
 mod mime_policy;
+mod mime_stream;
 mod outcomes;
 mod params;
 mod parity;

@@ -69,10 +69,13 @@ impl Session {
         let utf8_headers = crate::proto::header_scan::first_non_ascii_header_octet(&tx.body).is_some();
         let smtputf8 = tx.envelope.needs_smtputf8() || tx.opts.smtputf8 || utf8_headers;
         if smtputf8 && !caps.smtputf8() {
-            let reason = if utf8_headers && !tx.envelope.needs_smtputf8() && !tx.opts.smtputf8 {
-                Extension::SmtpUtf8Headers
-            } else {
-                Extension::SmtpUtf8
+            // Header octets alone to a server without 8BITMIME either: that is the first
+            // thing it lacks (the 8-bit rule below).
+            let headers_only = utf8_headers && !tx.envelope.needs_smtputf8() && !tx.opts.smtputf8;
+            let reason = match (headers_only, caps.eight_bit_mime()) {
+                (true, false) => Extension::EightBitMime,
+                (true, true) => Extension::SmtpUtf8Headers,
+                (false, _) => Extension::SmtpUtf8,
             };
             return Err(Error::ExtensionMissing(reason));
         }
