@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-
 use super::RFC_MIN_RECIPIENTS;
 use crate::pool::PoolError;
 use crate::proto::session::{RecipientResult, SendReport};
