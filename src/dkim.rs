@@ -58,6 +58,11 @@ pub const DEFAULT_SIGNED_HEADERS: &[&str] = &[
     "Reply-To",
     "In-Reply-To",
     "References",
+    // RFC 8058 section 4: the message needs "a valid DomainKeys Identified Mail (DKIM)
+    // signature [RFC6376] that covers at least the List-Unsubscribe and
+    // List-Unsubscribe-Post headers".
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
 ];
 
 /// Longest accepted header field name in the list of fields to sign.
@@ -285,6 +290,21 @@ fn rsa_spki(pkcs1: &[u8]) -> Vec<u8> {
     out
 }
 
+/// mail-auth folds before the final `;` when the `b=` value ends at column 76, writing
+/// `...==\r\n\t;`. RFC 6376 section 3.5 deletes the b= value "including all surrounding
+/// whitespace" before verifying, but verifiers that remove only the value and the folding
+/// before its characters (dkimpy) keep that trailing fold, canonicalise it to `b= ;` and
+/// fail a signature made over `b=;`. The `;` goes back on the value's line (77 octets);
+/// the signed content is unchanged.
+fn join_final_semicolon(mut header: String) -> String {
+    if header.ends_with("\r\n\t;\r\n") {
+        let keep = header.len() - "\r\n\t;\r\n".len();
+        header.truncate(keep);
+        header.push_str(";\r\n");
+    }
+    header
+}
+
 /// Signs messages with one key for one domain and selector. Build it with
 /// [`DkimSigner::new`] (the defaults) or [`DkimSigner::builder`].
 ///
@@ -342,11 +362,23 @@ impl DkimSigner {
             return Err(DkimError::MissingFrom);
         }
         let signature = self.inner.sign(&message).map_err(|e| DkimError::Signing(e.to_string()))?;
-        let header = signature.to_header();
+        let header = join_final_semicolon(signature.to_header());
         let mut out = Vec::with_capacity(header.len() + message.len());
         out.extend_from_slice(header.as_bytes());
         out.extend_from_slice(&message);
         Ok(out)
+    }
+
+    /// Signs a composed [`Message`](crate::Message) and returns it signed, with the same
+    /// envelope (Bcc recipients included), Message-ID and SMTPUTF8 need, ready for
+    /// [`Client::send_message`](crate::Client::send_message) or an `Outgoing`.
+    ///
+    /// # Errors
+    /// As [`sign`](Self::sign).
+    #[cfg(feature = "mime")]
+    pub fn sign_message(&self, message: &crate::Message) -> Result<crate::Message, DkimError> {
+        let signed = self.sign(message.as_bytes())?;
+        Ok(message.clone().with_signed_bytes(bytes::Bytes::from(signed)))
     }
 
     /// The signature algorithm, given by the key.
@@ -560,6 +592,14 @@ fn is_dns_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn final_semicolon_is_joined() {
+        let folded = "DKIM-Signature: v=1;\r\n\tb=abc==\r\n\t;\r\n".to_owned();
+        assert_eq!(join_final_semicolon(folded), "DKIM-Signature: v=1;\r\n\tb=abc==;\r\n");
+        let plain = "DKIM-Signature: v=1; b=abc==;\r\n".to_owned();
+        assert_eq!(join_final_semicolon(plain.clone()), plain);
+    }
 
     fn ed25519_pem() -> String {
         rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("ed25519 key").serialize_pem()

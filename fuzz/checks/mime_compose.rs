@@ -155,10 +155,12 @@ fn to_mailbox(text: &str, address: Option<&str>) -> Result<Mailbox, MimeError> {
     }
 }
 
-/// The policy's documented matching: `type/subtype`, `type/*` or `*/*`, case-insensitive.
+/// The policy's documented matching: `type/subtype`, `type/*` or `*/*`, case-insensitive,
+/// against the type without its parameters.
 fn pattern_matches(pattern: &str, content_type: &str) -> bool {
     let pattern = pattern.trim().to_ascii_lowercase();
-    let content_type = content_type.to_ascii_lowercase();
+    let essence = content_type.split(';').next().unwrap_or_default().trim_matches(' ');
+    let content_type = essence.to_ascii_lowercase();
     pattern == "*/*"
         || pattern == content_type
         || pattern

@@ -75,3 +75,12 @@ if [[ ! -f $marker ]]; then
     "$venv/bin/pip" install -q --disable-pip-version-check 'dkimpy>=1.1,<1.2' 'pynacl>=1.5,<2'
     touch "$marker"
 fi
+
+# icalendar: the independent iCalendar parser that tests/suite/mime_delivery.rs reads
+# delivered calendar invitations with. Its own marker, like dkimpy's.
+marker="$venv/.smtpkit-icalendar-6"
+if [[ ! -f $marker ]]; then
+    echo "interop: installing icalendar 6.x into the venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'icalendar>=6,<7'
+    touch "$marker"
+fi

@@ -90,6 +90,9 @@ export SMTPKIT_POSTFIX_UNTRUSTED=127.0.0.1:${ports[3]}
 export SMTPKIT_POSTFIX_USER=testuser@example.test
 export SMTPKIT_POSTFIX_PASSWORD=$pf_pass
 export SMTPKIT_POSTFIX_MAILDIR=$(postfix_runtime)/postfix-maildir
+# The instance's config directory, for its sendmail(1): sendmail -C DIR (postdrop into its queue).
+export SMTPKIT_POSTFIX_CONFIG=$(postfix_runtime)/postfix/etc
+export SMTPKIT_POSTFIX_SENDMAIL=$(command -v sendmail || echo /usr/sbin/sendmail)
 export SMTPKIT_AIOSMTPD_STARTTLS=127.0.0.1:${ports[4]}
 export SMTPKIT_AIOSMTPD_SMTPS=127.0.0.1:${ports[5]}
 export SMTPKIT_AIOSMTPD_LMTP=127.0.0.1:${ports[6]}

@@ -3,8 +3,8 @@
 //! OAuth token provider to completion without a runtime.
 
 use std::future::Future;
-use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::Arc;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::{Arc, mpsc};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use crate::proto::error::{Error, Phase};
 pub(crate) fn dial(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Error> {
     let deadline = Instant::now() + timeout;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs = (host, port).to_socket_addrs().map_err(io_error)?;
+    let addrs = resolve(host, port, deadline)?;
     let mut last = Error::Io(Arc::new(std::io::Error::other(format!("{host} resolved to no address"))));
     for addr in addrs {
         let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
@@ -33,6 +33,20 @@ pub(crate) fn dial(host: &str, port: u16, timeout: Duration) -> Result<TcpStream
         }
     }
     Err(last)
+}
+
+/// Resolves on a thread of its own, so a hanging resolver costs at most the connect
+/// deadline (std's resolver takes no timeout); the thread ends when the resolver gives up.
+fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<SocketAddr>, Error> {
+    let (tx, rx) = mpsc::channel();
+    let name = host.to_string();
+    thread::spawn(move || tx.send((name.as_str(), port).to_socket_addrs().map(Iterator::collect)));
+    let left = deadline.saturating_duration_since(Instant::now());
+    match rx.recv_timeout(left) {
+        Ok(Ok(addrs)) => Ok(addrs),
+        Ok(Err(e)) => Err(io_error(e)),
+        Err(_) => Err(Error::Timeout(Phase::Connect)),
+    }
 }
 
 struct ThreadWaker(Thread);

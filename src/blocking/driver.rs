@@ -16,6 +16,8 @@ use crate::proto::error::{Error, Phase};
 use crate::proto::session::{Event, Session, Want};
 
 const READ_BUF: usize = 16 * 1024;
+/// Most pieces gathered into one flight of vectored writes (as the tokio driver).
+const MAX_CHUNKS: usize = 8;
 
 /// The stream under a session.
 enum Stream {
@@ -113,10 +115,8 @@ impl Driver {
                 }
             }
             self.flush_trace();
-            let mut chunks = Vec::new();
-            while let Some(chunk) = self.session.poll_transmit() {
-                chunks.push(chunk);
-            }
+            let chunks: Vec<Bytes> =
+                std::iter::from_fn(|| self.session.poll_transmit()).take(MAX_CHUNKS).collect();
             if !chunks.is_empty() {
                 self.write(&chunks);
                 for chunk in chunks {

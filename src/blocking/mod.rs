@@ -1,7 +1,7 @@
 //! The blocking client (feature `blocking`, no tokio): the same builder, URLs, TLS modes,
 //! AUTH, deadlines, PIPELINING and CHUNKING as the async [`Client`](crate::Client), and the
 //! same outcomes and errors, over std sockets. It drives the same sans-IO
-//! [`Session`](crate::proto::session::Session): only the loop that moves bytes differs.
+//! [`Session`] (the sans-IO core): only the loop that moves bytes differs.
 //!
 //! ```no_run
 //! # fn demo() -> Result<(), smtpkit::Error> {

@@ -26,7 +26,7 @@ pub type TokenFuture = Pin<Box<dyn Future<Output = Result<String, Error>> + Send
 /// service sees fit).
 pub type TokenProvider = Arc<dyn Fn() -> TokenFuture + Send + Sync>;
 
-/// Configures and builds a [`Connector`] (or connects directly).
+/// Configures a connection, for the async client ([`crate::Connector`]) and the blocking one.
 #[derive(Clone)]
 pub struct ClientBuilder {
     host: String,
@@ -149,7 +149,7 @@ impl ClientBuilder {
     }
 
     /// Speak LMTP (RFC 2033): LHLO, and one reply per accepted recipient after the data,
-    /// reported per recipient in the [`SendReport`].
+    /// reported per recipient in the [`SendReport`](crate::SendReport).
     pub fn lmtp(mut self, on: bool) -> Self {
         self.session.lmtp = on;
         self

@@ -10,16 +10,16 @@ use std::{
 
 use bytes::Bytes;
 use mail_builder::{
-    headers::{
-        HeaderType, address::Address as MbAddress, content_type::ContentType, date::Date,
-        message_id::MessageId,
-    },
-    mime::{BodyPart, MimePart, make_boundary},
+    headers::{HeaderType, address::Address as MbAddress, date::Date, message_id::MessageId},
+    mime::make_boundary,
 };
 
 use super::{
-    AttachmentPolicy, Mailbox, Message, MimeError, content_type, encoding, envelope,
+    AttachmentPolicy, Calendar, Mailbox, Message, MimeError, Part, content_type, encoding, envelope,
     header::{self, check_controls},
+    policy,
+    tree::{Prepared, Tree},
+    unsubscribe::Unsubscribe,
 };
 use crate::Envelope;
 
@@ -66,6 +66,11 @@ pub struct MessageBuilder {
     attachments: Vec<Attachment>,
     policy: AttachmentPolicy,
     envelope: Option<Envelope>,
+    body: Option<Part>,
+    alternatives: Vec<Part>,
+    parts: Vec<Part>,
+    calendar: Option<Calendar>,
+    unsubscribe: Unsubscribe,
 }
 
 struct Inline {
@@ -84,15 +89,6 @@ enum Source {
     Bytes(Bytes),
     File(PathBuf),
 }
-
-/// An attachment or inline image after validation, ready to serialise.
-struct Part {
-    content_type: String,
-    data: Bytes,
-}
-
-/// Validated parts with their Content-ID or filename.
-type Parts<'a> = Vec<(&'a str, Part)>;
 
 impl fmt::Debug for MessageBuilder {
     /// Addresses, subject and the sizes of bodies and attachments; never their content.
@@ -117,6 +113,10 @@ impl fmt::Debug for MessageBuilder {
             .field("html_len", &self.html.as_ref().map(String::len))
             .field("inline", &self.inline.iter().map(|i| (&i.content_id, i.data.len())).collect::<Vec<_>>())
             .field("attachments", &sizes(&self.attachments))
+            .field("body", &self.body)
+            .field("alternatives", &self.alternatives)
+            .field("parts", &self.parts)
+            .field("calendar", &self.calendar)
             .field("error", &self.error)
             .finish_non_exhaustive()
     }
@@ -236,6 +236,46 @@ impl MessageBuilder {
         self
     }
 
+    /// Adds a `mailto:` target to `List-Unsubscribe` (RFC 2369): an address, optionally
+    /// with `?subject=...` (percent-encoded), with or without the `mailto:` prefix.
+    ///
+    /// ```
+    /// use smtpkit::Message;
+    /// let msg = Message::builder()
+    ///     .from("news@example.com")
+    ///     .to("reader@example.org")
+    ///     .list_unsubscribe_mailto("unsubscribe@example.com?subject=reader%40example.org")
+    ///     .list_unsubscribe_url("https://example.com/unsubscribe/3f9a")
+    ///     .list_unsubscribe_one_click()
+    ///     .text_body("News")
+    ///     .build()?;
+    /// let text = std::str::from_utf8(msg.as_bytes()).unwrap();
+    /// assert!(text.contains("List-Unsubscribe: <mailto:unsubscribe@example.com?subject=reader%40example.org>,\r\n <https://example.com/unsubscribe/3f9a>\r\n"));
+    /// assert!(text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
+    /// # Ok::<(), smtpkit::mime::MimeError>(())
+    /// ```
+    pub fn list_unsubscribe_mailto(mut self, target: impl Into<String>) -> Self {
+        self.unsubscribe.mailto = Some(target.into());
+        self
+    }
+
+    /// Adds an `http`/`https` URL to `List-Unsubscribe` (RFC 2369); it must be
+    /// percent-encoded printable ASCII.
+    pub fn list_unsubscribe_url(mut self, url: impl Into<String>) -> Self {
+        self.unsubscribe.url = Some(url.into());
+        self
+    }
+
+    /// Adds `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058): mail clients
+    /// unsubscribe with one POST to the `https` URL given to
+    /// [`list_unsubscribe_url`](Self::list_unsubscribe_url), which is required. RFC 8058
+    /// section 4 requires a DKIM signature covering both fields; the
+    /// [`DkimSigner`](crate::dkim::DkimSigner)'s default header list does.
+    pub fn list_unsubscribe_one_click(mut self) -> Self {
+        self.unsubscribe.one_click = true;
+        self
+    }
+
     /// Sets the `Message-ID` (with or without angle brackets) instead of generating one.
     pub fn message_id(mut self, id: impl Into<String>) -> Self {
         self.message_id = Some(id.into());
@@ -317,6 +357,39 @@ impl MessageBuilder {
         self
     }
 
+    /// Uses `part` as the whole body instead of the text, HTML and inline parts: a
+    /// `multipart/report`, a `multipart/signed` wrapper, any tree the caller builds.
+    /// Attachments and [`attach_part`](Self::attach_part) parts still go beside it in
+    /// `multipart/mixed`. Combining it with a text or HTML body, inline images, alternatives
+    /// or a calendar is [`MimeError::BodyConflict`].
+    pub fn body(mut self, part: Part) -> Self {
+        self.body = Some(part);
+        self
+    }
+
+    /// Adds an alternative representation after the text and HTML bodies (inside their
+    /// `multipart/alternative`), e.g. `text/x-amp-html` or `text/markdown`.
+    pub fn alternative(mut self, part: Part) -> Self {
+        self.alternatives.push(part);
+        self
+    }
+
+    /// Adds a part to `multipart/mixed` after the attachments: a forwarded message
+    /// (`Part::message(&original).attachment("original.eml")`), a nested multipart, a
+    /// part with its own headers. Its leaves count towards the policy's total size, and
+    /// those with a filename are checked like attachments.
+    pub fn attach_part(mut self, part: Part) -> Self {
+        self.parts.push(part);
+        self
+    }
+
+    /// Adds a calendar invitation: a `text/calendar; method=...` alternative of the body and
+    /// an `.ics` attachment (see [`Calendar`]). A second call replaces the first.
+    pub fn calendar(mut self, calendar: Calendar) -> Self {
+        self.calendar = Some(calendar);
+        self
+    }
+
     /// Sets the attachment policy (default: no limits).
     pub fn policy(mut self, policy: AttachmentPolicy) -> Self {
         self.policy = policy;
@@ -335,9 +408,19 @@ impl MessageBuilder {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
+        let custom = self.body.iter_mut().chain(&mut self.alternatives).chain(&mut self.parts);
+        if let Some(e) = custom.into_iter().find_map(Part::take_error) {
+            return Err(e);
+        }
+        self.check_body_conflict()?;
+        let calendar = self.calendar.as_ref().map(Calendar::parts).transpose()?;
         let explicit_envelope = self.envelope.take();
         let from = self.from.as_ref().ok_or(MimeError::NoFrom)?;
 
+        let unsubscribe = match self.unsubscribe.is_set() {
+            true => Some(self.unsubscribe.headers()?),
+            false => None,
+        };
         // Headers, in the order they are written.
         let mut headers: Vec<(Cow<'_, str>, HeaderType<'_>)> = Vec::with_capacity(12 + self.headers.len());
         headers.push(("From".into(), mailbox_header(std::slice::from_ref(from))));
@@ -382,12 +465,26 @@ impl MessageBuilder {
                 headers.push((name.into(), MessageId::new_list(ids.into_iter()).into()));
             }
         }
+        if let Some((list, post)) = &unsubscribe {
+            if self.headers.iter().any(|(n, _)| {
+                n.eq_ignore_ascii_case("List-Unsubscribe") || n.eq_ignore_ascii_case("List-Unsubscribe-Post")
+            }) {
+                return Err(MimeError::ListUnsubscribe { reason: "also set through header()" });
+            }
+            headers.push(("List-Unsubscribe".into(), header::header_value("List-Unsubscribe", list)?));
+            if let Some(post) = post {
+                headers.push((
+                    "List-Unsubscribe-Post".into(),
+                    header::header_value("List-Unsubscribe-Post", post)?,
+                ));
+            }
+        }
         for (name, value) in &self.headers {
             header::validate_header_name(name)?;
             headers.push((name.as_str().into(), header::header_value(name, value)?));
         }
 
-        let (inline, attachments) = self.parts()?;
+        let (inline, attachments) = self.prepare()?;
 
         let envelope = match explicit_envelope {
             Some(env) => env,
@@ -396,7 +493,19 @@ impl MessageBuilder {
 
         let text = self.text.as_deref().map(encoding::normalize_crlf);
         let html = self.html.as_deref().map(encoding::normalize_crlf);
-        let body = body_tree(text, html, &inline, &attachments)?;
+        let mut extra: Vec<&Part> = calendar.iter().map(|(_, file)| file).collect();
+        extra.extend(&self.parts);
+        let body = Tree {
+            text,
+            html,
+            custom: self.body.as_ref(),
+            calendar: calendar.as_ref().map(|(alternative, _)| alternative),
+            alternatives: &self.alternatives,
+            inline: &inline,
+            attachments: &attachments,
+            extra,
+        }
+        .build()?;
 
         let mut builder = mail_builder::MessageBuilder::new().body(body);
         builder.headers = headers;
@@ -405,25 +514,45 @@ impl MessageBuilder {
         let stripped = envelope::strip_bcc(&mut bytes);
         debug_assert_eq!(stripped, 0, "Bcc is never given to mail-builder");
         let eight_bit = encoding::check_wire(&bytes)?;
+        self.policy.check_message_size(bytes.len() as u64)?;
         Ok(Message::new(Bytes::from(bytes), envelope, message_id, eight_bit))
     }
 
-    /// Validates inline parts and attachments, applies the policy (sizes before files are
-    /// read) and reads files. Returns `(content id, part)` and `(filename, part)` lists.
-    fn parts(&self) -> Result<(Parts<'_>, Parts<'_>), MimeError> {
+    /// A custom body replaces text, HTML, inline parts, alternatives and the calendar.
+    fn check_body_conflict(&self) -> Result<(), MimeError> {
+        if self.body.is_none() {
+            return Ok(());
+        }
+        let conflict = [
+            (self.text.is_some(), "a text body"),
+            (self.html.is_some(), "an HTML body"),
+            (!self.inline.is_empty(), "inline images"),
+            (!self.alternatives.is_empty(), "alternatives"),
+            (self.calendar.is_some(), "a calendar invitation"),
+        ];
+        match conflict.into_iter().find(|(set, _)| *set) {
+            Some((_, what)) => Err(MimeError::BodyConflict(what)),
+            None => Ok(()),
+        }
+    }
+
+    /// Validates inline parts and attachments, applies the policy (names, types and sizes
+    /// before files are read, content after) and reads files. Returns the inline parts
+    /// (named by Content-ID) and the attachments (named by filename).
+    fn prepare(&self) -> Result<(Vec<Prepared<'_>>, Vec<Prepared<'_>>), MimeError> {
         let policy = &self.policy;
-        let mut total: u64 = 0;
+        let mut sizes = Sizes::default();
         let mut inline = Vec::with_capacity(self.inline.len());
         for item in &self.inline {
             let cid = header::validate_content_id(&item.content_id)?;
-            if inline.iter().any(|(other, _)| other == &cid) {
+            if inline.iter().any(|other: &Prepared<'_>| other.name == cid) {
                 return Err(MimeError::DuplicateContentId(cid.to_owned()));
             }
             let content_type = content_type::validate(&item.content_type)?;
-            let size = item.data.len() as u64;
-            total = total.saturating_add(size);
-            policy.check(cid, &content_type, size, total)?;
-            inline.push((cid, Part { content_type, data: item.data.clone() }));
+            policy.check_type(cid, content_type.essence())?;
+            sizes.add(policy, cid, item.data.len() as u64, !content_type.is_text())?;
+            policy.check_content(cid, content_type.essence(), &item.data)?;
+            inline.push(Prepared { name: cid, content_type, data: item.data.clone() });
         }
         let mut attachments = Vec::with_capacity(self.attachments.len());
         for item in &self.attachments {
@@ -434,68 +563,74 @@ impl MessageBuilder {
             check_controls(|| "attachment filename".to_owned(), name)?;
             let content_type = match (&item.content_type, &item.source) {
                 (Some(ct), _) => content_type::validate(ct)?,
-                (None, Source::File(path)) => content_type::for_path(path).to_owned(),
-                (None, Source::Bytes(_)) => content_type::OCTET_STREAM.to_owned(),
+                (None, Source::File(path)) => content_type::validate(content_type::for_path(path))?,
+                (None, Source::Bytes(_)) => content_type::validate(content_type::OCTET_STREAM)?,
             };
-            policy.check_type(name, &content_type)?;
+            policy.check_type(name, content_type.essence())?;
+            policy.check_name(name)?;
             let data = match &item.source {
-                Source::Bytes(data) => data.clone(),
+                Source::Bytes(data) => {
+                    sizes.add(policy, name, data.len() as u64, !content_type.is_text())?;
+                    data.clone()
+                }
                 Source::File(path) => {
                     let io = |source| MimeError::File { path: path.clone(), source };
+                    // From the metadata, so that an oversized file is never read.
                     let size = std::fs::metadata(path).map_err(io)?.len();
-                    policy.check_size(name, size)?;
-                    policy.check_total(total.saturating_add(size))?;
-                    Bytes::from(std::fs::read(path).map_err(io)?)
+                    sizes.add(policy, name, size, !content_type.is_text())?;
+                    let data = Bytes::from(std::fs::read(path).map_err(io)?);
+                    // The file may have grown since.
+                    policy.check_size(name, data.len() as u64)?;
+                    data
                 }
             };
-            let size = data.len() as u64;
-            total = total.saturating_add(size);
-            policy.check_size(name, size)?;
-            policy.check_total(total)?;
-            attachments.push((name, Part { content_type, data }));
+            policy.check_content(name, content_type.essence(), &data)?;
+            attachments.push(Prepared { name, content_type, data });
+        }
+        for part in self.body.iter().chain(&self.alternatives).chain(&self.parts) {
+            for leaf in part.leaves() {
+                let Some(data) = leaf.leaf_data() else { continue };
+                let essence = leaf.content_type().map_or(content_type::OCTET_STREAM, |ct| ct.essence());
+                let name = leaf.filename().unwrap_or(essence);
+                if leaf.filename().is_some() {
+                    policy.check_type(name, essence)?;
+                    policy.check_name(name)?;
+                }
+                sizes.add(policy, name, data.len() as u64, false)?;
+                policy.check_content(name, essence, data)?;
+            }
         }
         Ok((inline, attachments))
     }
 }
 
-/// The MIME tree: `mixed > [related > [alternative > [text, html], inline...],
-/// attachments...]`, each level present only when needed.
-fn body_tree<'a>(
-    text: Option<Cow<'a, str>>,
-    html: Option<Cow<'a, str>>,
-    inline: &'a Parts<'a>,
-    attachments: &'a Parts<'a>,
-) -> Result<MimePart<'a>, MimeError> {
-    let has_text = text.is_some();
-    let has_html = html.is_some();
-    let text = text.map(|t| encoding::text_part("text/plain", t));
-    let html = html.map(|h| encoding::text_part("text/html", h));
-    let mut body = match (text, html) {
-        (Some(text), Some(html)) => Some(MimePart::new("multipart/alternative", vec![text, html])),
-        (one, other) => one.or(other),
-    };
-    if !inline.is_empty() {
-        let Some(root) = body.take().filter(|_| has_html) else {
-            return Err(MimeError::InlineWithoutHtml);
-        };
-        // RFC 2387 section 3.1: "The type parameter must be specified and its value is
-        // the MIME media type of the "root" body part."
-        let root_type = if has_text { "multipart/alternative" } else { "text/html" };
-        let mut parts = vec![root];
-        for (cid, part) in inline {
-            parts.push(encoding::data_part(&part.content_type, &part.data).inline().cid(*cid));
-        }
-        let related = ContentType::new("multipart/related").attribute("type", root_type);
-        body = Some(MimePart::new(related, BodyPart::Multipart(parts)));
+/// Running sizes of the parts: raw, and base64-encoded as a lower bound of the message.
+#[derive(Default)]
+struct Sizes {
+    total: u64,
+    encoded: u64,
+}
+
+impl Sizes {
+    /// Adds a part of `size` octets; `base64` when it will be base64 encoded (every
+    /// non-text leaf), which makes its encoded size known before it is read.
+    fn add(
+        &mut self,
+        policy: &AttachmentPolicy,
+        name: &str,
+        size: u64,
+        base64: bool,
+    ) -> Result<(), MimeError> {
+        policy.check_size(name, size)?;
+        self.total = self.total.saturating_add(size);
+        policy.check_total(self.total)?;
+        // No transfer encoding is shorter than its content (7bit is the same length,
+        // quoted-printable and base64 longer), so this is a lower bound of the message; the
+        // check of the serialised bytes is exact.
+        let encoded = if base64 { policy::base64_len(size) } else { size };
+        self.encoded = self.encoded.saturating_add(encoded);
+        policy.check_message_size(self.encoded)
     }
-    if attachments.is_empty() {
-        return Ok(body.unwrap_or_else(|| encoding::text_part("text/plain", Cow::Borrowed(""))));
-    }
-    let mut parts: Vec<MimePart<'a>> = body.into_iter().collect();
-    for (filename, part) in attachments {
-        parts.push(encoding::data_part(&part.content_type, &part.data).attachment(*filename));
-    }
-    Ok(MimePart::new("multipart/mixed", parts))
 }
 
 /// An address header value: one mailbox or a list.

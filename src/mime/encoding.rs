@@ -56,21 +56,27 @@ fn unsafe_for_text_encoding(data: &[u8]) -> bool {
     })
 }
 
-/// A text body (`text/plain` or `text/html`, `charset=utf-8`), line breaks normalised.
-pub(crate) fn text_part<'x>(content_type: &'x str, text: Cow<'x, str>) -> MimePart<'x> {
+/// A text body, its content type carrying its charset, line breaks already normalised.
+/// mail-builder would write a NUL as it is in 7bit or quoted-printable, so text holding one
+/// is base64 encoded.
+pub(crate) fn text_part<'x>(content_type: ContentType<'x>, text: Cow<'x, str>) -> MimePart<'x> {
     if memchr::memchr(0, text.as_bytes()).is_some() {
-        let ct = ContentType::new(content_type).attribute("charset", "utf-8");
-        return base64_part(ct, text.as_bytes());
+        return base64_part(content_type, text.as_bytes());
     }
     MimePart::new(content_type, BodyPart::Text(text))
+}
+
+/// A `text/plain` or `text/html` body of the builder, `charset=utf-8`.
+pub(crate) fn utf8_text_part<'x>(content_type: &'x str, text: Cow<'x, str>) -> MimePart<'x> {
+    text_part(ContentType::new(content_type).attribute("charset", "utf-8"), text)
 }
 
 /// A part holding `data` as given, for attachments and inline images. mail-builder
 /// base64-encodes non-text types and picks the cheapest safe encoding for text types;
 /// text data it would damage is base64 encoded here.
-pub(crate) fn data_part<'x>(content_type: &'x str, data: &'x [u8]) -> MimePart<'x> {
-    if content_type.starts_with("text/") && unsafe_for_text_encoding(data) {
-        return base64_part(ContentType::new(content_type), data);
+pub(crate) fn data_part<'x>(content_type: ContentType<'x>, data: &'x [u8]) -> MimePart<'x> {
+    if content_type.is_text() && unsafe_for_text_encoding(data) {
+        return base64_part(content_type, data);
     }
     MimePart::new(content_type, BodyPart::Binary(Cow::Borrowed(data)))
 }

@@ -72,6 +72,37 @@ pub enum MimeError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A content type parameter is refused: its name is not an RFC 2231 attribute token, is
+    /// given twice, is `boundary` (the builder writes boundaries), or its value is too long.
+    #[error("invalid content type parameter {name:?}: {reason}")]
+    Parameter {
+        /// The parameter name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A custom [`Part`](super::Part) cannot be written as given.
+    #[error("invalid MIME part: {reason}")]
+    InvalidPart {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// [`body`](super::MessageBuilder::body) replaces the text, HTML and inline parts, so it
+    /// cannot be combined with them, with alternatives or with a calendar invitation.
+    #[error("a custom body cannot be combined with {0}")]
+    BodyConflict(&'static str),
+    /// A calendar invitation is not an iCalendar object whose `METHOD` is the method given.
+    #[error("invalid calendar invitation: {reason}")]
+    Calendar {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The `List-Unsubscribe` targets are invalid (RFC 2369, RFC 8058).
+    #[error("invalid List-Unsubscribe: {reason}")]
+    ListUnsubscribe {
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// Two inline parts share one Content-ID.
     #[error("Content-ID {0:?} is used twice")]
     DuplicateContentId(String),
@@ -117,6 +148,22 @@ pub enum MimeError {
         content_type: String,
         /// `denies` or `does not allow`.
         why: &'static str,
+    },
+    /// The policy refused an attachment by its name or content (see [`PolicyRule`](super::PolicyRule)).
+    #[error("attachment {name:?} is refused: {rule}")]
+    AttachmentRefused {
+        /// Filename or Content-ID of the attachment.
+        name: String,
+        /// The rule that refused it.
+        rule: super::PolicyRule,
+    },
+    /// The serialised message (after transfer encoding) is larger than the policy allows.
+    #[error("the encoded message is {size} octets or more, the limit is {max}")]
+    MessageTooLarge {
+        /// Its size, or a lower bound of it when refused before files were read.
+        size: u64,
+        /// The limit.
+        max: u64,
     },
     /// A file given to [`attach_file`](super::MessageBuilder::attach_file) could not be read.
     #[error("cannot read attachment {path}: {source}")]

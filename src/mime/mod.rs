@@ -17,7 +17,9 @@
 //!   octets. Only non-ASCII *addresses* make a message need `SMTPUTF8` (and so 8BITMIME).
 //! - **Envelope derivation**: from `Sender` or `From`, to To + Cc + Bcc, de-duplicated;
 //!   an explicit envelope overrides.
-//! - **Attachment policy**: sizes and content types, checked before any file is read.
+//! - **Attachment policy**: sizes (checked before any file is read), types by pattern, and by
+//!   default a mail provider's rules: no programs or scripts by content, extension or
+//!   declared type, no disguised names, no type the content contradicts.
 //!
 //! ```
 //! use smtpkit::{Message, mime::AttachmentPolicy};
@@ -40,22 +42,30 @@
 //! ```
 
 mod builder;
+mod calendar;
 pub mod content_type;
 mod encoding;
 mod envelope;
 mod error;
 mod header;
 mod mailbox;
+mod part;
 mod policy;
+mod sniff;
+mod tree;
+mod unsubscribe;
 
 use std::fmt;
 
 use bytes::Bytes;
 
 pub use builder::MessageBuilder;
+pub use calendar::Calendar;
+pub use content_type::ContentType;
 pub use error::MimeError;
 pub use mailbox::Mailbox;
-pub use policy::AttachmentPolicy;
+pub use part::Part;
+pub use policy::{AttachmentPolicy, PolicyRule};
 
 use crate::Envelope;
 
@@ -80,9 +90,17 @@ impl Message {
 
     /// `eight_bit`: whether any octet is 8-bit (found by the wire check).
     pub(crate) fn new(bytes: Bytes, envelope: Envelope, message_id: String, eight_bit: bool) -> Self {
-        let header_end = memchr::memmem::find(&bytes, b"\r\n\r\n").unwrap_or(bytes.len());
-        let headers_utf8 = eight_bit && !bytes[..header_end].is_ascii();
+        let headers_utf8 =
+            eight_bit && crate::proto::header_scan::first_non_ascii_header_octet(&bytes).is_some();
         Self { bytes, envelope, message_id, headers_utf8, eight_bit }
+    }
+
+    /// The same message with a signature header in front (DKIM): the DKIM-Signature field
+    /// is ASCII, so the 8-bit and SMTPUTF8 needs are unchanged.
+    #[cfg(feature = "dkim")]
+    pub(crate) fn with_signed_bytes(mut self, bytes: Bytes) -> Self {
+        self.bytes = bytes;
+        self
     }
 
     /// The envelope: derived from the headers, or the one given to

@@ -93,6 +93,9 @@ pub enum Extension {
     EightBitMime,
     /// RFC 6531 SMTPUTF8 (an address is not ASCII).
     SmtpUtf8,
+    /// RFC 6531 SMTPUTF8, because the message's header section holds non-ASCII octets
+    /// (RFC 6532). `Message` RFC 2047-encodes such headers and never needs it for them.
+    SmtpUtf8Headers,
     /// RFC 3461 DSN (DSN parameters were requested).
     Dsn,
     /// RFC 8689 REQUIRETLS.
@@ -106,6 +109,10 @@ impl fmt::Display for Extension {
             Extension::Auth => "AUTH",
             Extension::EightBitMime => "8BITMIME",
             Extension::SmtpUtf8 => "SMTPUTF8",
+            Extension::SmtpUtf8Headers => {
+                "SMTPUTF8, which the message's non-ASCII header octets need (RFC 6532); \
+                 smtpkit::Message writes such headers RFC 2047-encoded instead"
+            }
             Extension::Dsn => "DSN",
             Extension::RequireTls => "REQUIRETLS",
         })

@@ -15,6 +15,7 @@ pub mod command;
 pub mod dot_stuff;
 pub mod enhanced;
 pub mod error;
+pub(crate) mod header_scan;
 pub mod params;
 pub mod reply;
 pub mod sasl;

@@ -490,3 +490,53 @@ async fn signed_message_verifies_after_smtp_delivery() {
     }
     server.shutdown().await;
 }
+
+/// Issue 11 #4 and issue 14 #6: `sign_message` keeps the envelope (Bcc included) and the
+/// Message-ID, signs `List-Unsubscribe` and `List-Unsubscribe-Post` by default (RFC 8058
+/// section 4), and what the server stores verifies.
+#[tokio::test]
+async fn signed_message_keeps_its_envelope_and_signs_unsubscribe() {
+    let Some(env) = env("signed_message_keeps_its_envelope_and_signs_unsubscribe") else { return };
+    let message = smtpkit::Message::builder()
+        .from(("Alice", "alice@example.com"))
+        .to("bob@example.org")
+        .bcc("audit@example.org")
+        .subject("Newsletter ✓")
+        .list_unsubscribe_mailto("unsubscribe@example.com?subject=bob")
+        .list_unsubscribe_url("https://example.com/u/bob")
+        .list_unsubscribe_one_click()
+        .text_body("News\n")
+        .build()
+        .unwrap();
+    let signed = signer(&env.ed25519, "ed").sign_message(&message).unwrap();
+    assert_eq!(signed.envelope(), message.envelope());
+    assert_eq!(signed.message_id(), message.message_id());
+    assert!(signed.as_bytes().starts_with(b"DKIM-Signature: "));
+    assert!(signed.as_bytes().ends_with(message.as_bytes()));
+
+    let server = TestServer::builder().start().await.expect("test server");
+    let mut client = Client::builder("localhost")
+        .tls(TlsPolicy::Disabled)
+        .build()
+        .expect("connector")
+        .connect_with(server.connect_in_memory())
+        .await
+        .expect("connect");
+    client.send_message(&signed).await.expect("send");
+    client.quit().await.expect("quit");
+    let received = server.messages();
+    assert_eq!(received[0].rcpt_to, ["bob@example.org", "audit@example.org"]);
+    let verdict = assert_passes(env, &env.ed25519, "ed", &received[0].data);
+    let h = verdict.tag("h").unwrap_or_default().to_ascii_lowercase();
+    let signed_fields: Vec<&str> = h.split(':').map(str::trim).collect();
+    for field in ["list-unsubscribe", "list-unsubscribe-post", "from", "subject"] {
+        assert!(signed_fields.contains(&field), "{field} not in h={h}");
+    }
+    // Changing the one-click header breaks the signature.
+    let text = String::from_utf8(received[0].data.clone()).unwrap();
+    let tampered =
+        text.replace("List-Unsubscribe-Post: List-Unsubscribe=One-Click", "List-Unsubscribe-Post: x");
+    assert_ne!(tampered, text);
+    assert_fails(env, &env.ed25519, "ed", tampered.as_bytes(), "tampered List-Unsubscribe-Post");
+    server.shutdown().await;
+}

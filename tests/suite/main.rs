@@ -4,6 +4,8 @@
 //! without it they print a SKIPPED notice and return.
 
 mod auth;
+mod blocking;
+mod blocking_transcripts;
 mod bulk_policy;
 #[cfg(feature = "dkim")]
 mod dkim;
@@ -14,12 +16,15 @@ mod interop;
 mod ledger;
 mod mime;
 mod mime_delivery;
+mod mime_parts;
+mod mime_policy;
 mod outcomes;
 mod params;
 mod parity;
 mod pool;
 #[cfg(feature = "redis")]
 mod rate_redis;
+mod raw_headers;
 mod round_trips;
 mod session;
 mod sink;
@@ -28,3 +33,4 @@ mod smuggling;
 mod support;
 mod transcripts;
 mod transport;
+mod transport_mailer;

@@ -14,7 +14,10 @@ use std::{
 };
 
 use mail_parser::{MessageParser, MimeHeaders};
-use smtpkit::Message;
+use smtpkit::{
+    Message,
+    mime::{Calendar, Part},
+};
 
 use crate::support::interop::{self, Server};
 
@@ -164,5 +167,183 @@ fn utf8_address_message_delivered_with_smtputf8() {
         let msg = composed(("Zoë Example", "zoë@example.test"), &label);
         assert!(msg.needs_smtputf8() && msg.needs_8bitmime());
         deliver_and_check(&server, &msg, &label);
+    }
+}
+
+/// An iTIP REQUEST (RFC 5546) as Outlook and Google Calendar write one: folded lines,
+/// parameters, non-ASCII text.
+fn invitation_ics(uid: &str) -> String {
+    [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//smtpkit//tests//EN",
+        "METHOD:REQUEST",
+        "BEGIN:VEVENT",
+        &format!("UID:{uid}"),
+        "DTSTAMP:20260101T080000Z",
+        "DTSTART:20260115T090000Z",
+        "DTEND:20260115T100000Z",
+        "SUMMARY:Planung Q1 – Grüße ✓",
+        "DESCRIPTION:A long description that an iCalendar writer folds at seventy-fi",
+        " ve octets\\, as RFC 5545 section 3.1 says.",
+        "ORGANIZER;CN=Zoë Example:mailto:zoe@example.test",
+        "ATTENDEE;CN=Bob;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:bob@example.test",
+        "END:VEVENT",
+        "END:VCALENDAR",
+        "",
+    ]
+    .join("\r\n")
+}
+
+/// Reads a delivered message with Python's `email` package and its calendar parts with
+/// the `icalendar` package, both independent of smtpkit and mail-parser. Prints, per
+/// calendar part, `where|content type|method param|filename|METHOD|UID|SUMMARY|attendees`.
+const CALENDAR_PY: &str = r#"
+import sys, email, email.policy, icalendar
+msg = email.message_from_bytes(sys.stdin.buffer.read(), policy=email.policy.default)
+for part in msg.walk():
+    ct = part.get_content_type()
+    if ct not in ("text/calendar", "application/ics"):
+        continue
+    where = "attachment" if part.get_content_disposition() == "attachment" else "alternative"
+    cal = icalendar.Calendar.from_ical(part.get_payload(decode=True))
+    event = cal.walk("VEVENT")[0]
+    attendees = event.get("ATTENDEE")
+    attendees = attendees if isinstance(attendees, list) else [attendees]
+    print("|".join([where, ct, str(part.get_param("method")), str(part.get_filename()),
+        str(cal["METHOD"]), str(event["UID"]), str(event["SUMMARY"]),
+        ",".join(str(a) for a in attendees)]))
+"#;
+
+/// The venv python of `scripts/interop/install.sh`, which installs icalendar into it.
+fn python() -> std::path::PathBuf {
+    std::env::var_os("SMTPKIT_PYTHON")
+        .filter(|p| !p.is_empty())
+        .map(Into::into)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".interop/venv/bin/python"))
+}
+
+fn python_calendar_parts(message: &[u8]) -> Vec<String> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(python())
+        .args(["-c", CALENDAR_PY])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the interop venv's python (scripts/interop/install.sh)");
+    child.stdin.take().expect("piped").write_all(message).expect("write message");
+    let out = child.wait_with_output().expect("python output");
+    assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8").lines().map(str::to_owned).collect()
+}
+
+/// A calendar invitation through both real servers: the delivered copy is byte-exact,
+/// mail-parser finds the `text/calendar; method=REQUEST` alternative and the `.ics`
+/// attachment, and Python's email and icalendar packages read both as the same event.
+#[test]
+fn calendar_invitation_delivered_and_parsed() {
+    let servers = [
+        interop::postfix_or_skip("calendar_invitation_delivered_and_parsed (postfix)"),
+        interop::aiosmtpd_or_skip("calendar_invitation_delivered_and_parsed (aiosmtpd)"),
+    ];
+    for server in servers.into_iter().flatten() {
+        // A UID unique per run, as maildirs keep earlier runs' mail.
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let uid = format!("{}-{}-{}@example.test", server.name, std::process::id(), nanos.as_nanos());
+        let msg = Message::builder()
+            .from(("Zoë Example", "zoe@example.test"))
+            .to(("Bob", "bob@example.test"))
+            .subject(format!("Invitation: Planung Q1 ({})", server.name))
+            .text_body("You are invited to Planung Q1.\n")
+            .html_body("<p>You are invited to <b>Planung Q1</b>.</p>")
+            .calendar(Calendar::new("REQUEST", invitation_ics(&uid)).filename("planung.ics"))
+            .build()
+            .expect("builds");
+        submit(server.starttls, &msg).unwrap_or_else(|e| panic!("{}: submit: {e}", server.name));
+        let delivered = interop::wait_for_recipients(
+            &server,
+            msg.message_id(),
+            &["bob@example.test"],
+            Duration::from_secs(20),
+        );
+        let copy = delivered.first().unwrap_or_else(|| panic!("{}: not delivered", server.name));
+        assert!(copy.data == msg.as_bytes(), "{}: delivered bytes differ", server.name);
+
+        let parsed = MessageParser::default().parse(&copy.data).expect("parses");
+        let calendar = parsed
+            .parts
+            .iter()
+            .find(|p| p.is_content_type("text", "calendar"))
+            .unwrap_or_else(|| panic!("{}: no text/calendar part", server.name));
+        assert_eq!(calendar.content_type().and_then(|c| c.attribute("method")), Some("REQUEST"));
+        let ics = invitation_ics(&uid);
+        assert_eq!(calendar.text_contents(), Some(ics.as_str()));
+        let file =
+            parsed.attachments().find(|a| a.attachment_name() == Some("planung.ics")).expect("ics file");
+        assert_eq!(file.contents(), ics.as_bytes());
+        assert!(parsed.body_html(0).is_some_and(|h| h.contains("<b>Planung Q1</b>")));
+
+        let mut seen = python_calendar_parts(&copy.data);
+        seen.sort();
+        let event = format!("REQUEST|{uid}|Planung Q1 – Grüße ✓|mailto:bob@example.test");
+        assert_eq!(
+            seen,
+            [
+                format!("alternative|text/calendar|REQUEST|None|{event}"),
+                format!("attachment|application/ics|None|planung.ics|{event}"),
+            ],
+            "{}",
+            server.name
+        );
+    }
+}
+
+/// A message forwarded as `message/rfc822` beside a `multipart/report`-style body, through
+/// both real servers: the inner message parses back whole, unencoded (RFC 2046 section
+/// 5.2.1 allows only 7bit, 8bit or binary for it).
+#[test]
+fn forwarded_message_delivered_and_parsed() {
+    let servers = [
+        interop::postfix_or_skip("forwarded_message_delivered_and_parsed (postfix)"),
+        interop::aiosmtpd_or_skip("forwarded_message_delivered_and_parsed (aiosmtpd)"),
+    ];
+    for server in servers.into_iter().flatten() {
+        let original = composed(("Zoë Example", "zoe@example.test"), &format!("original-{}", server.name));
+        let msg = Message::builder()
+            .from("carol@example.test")
+            .to(("Bob", "bob@example.test"))
+            .subject(format!("Fwd: Grüße ({})", server.name))
+            .body(Part::multipart(
+                "multipart/alternative",
+                [Part::text("text/plain; format=flowed", "See the message below. \nIt is attached whole.\n")],
+            ))
+            .attach_part(Part::message(&original).attachment("original.eml"))
+            .build()
+            .expect("builds");
+        assert!(!msg.needs_8bitmime());
+        submit(server.starttls, &msg).unwrap_or_else(|e| panic!("{}: submit: {e}", server.name));
+        let delivered = interop::wait_for_recipients(
+            &server,
+            msg.message_id(),
+            &["bob@example.test"],
+            Duration::from_secs(20),
+        );
+        let copy = delivered.first().unwrap_or_else(|| panic!("{}: not delivered", server.name));
+        assert!(copy.data == msg.as_bytes(), "{}: delivered bytes differ", server.name);
+        assert!(
+            memchr::memmem::find(&copy.data, original.as_bytes()).is_some(),
+            "{}: the forwarded message is not there verbatim",
+            server.name
+        );
+        let parsed = MessageParser::default().parse(&copy.data).expect("parses");
+        let text = parsed.parts.iter().find(|p| p.is_content_type("text", "plain")).expect("text part");
+        assert_eq!(text.content_type().and_then(|c| c.attribute("format")), Some("flowed"));
+        let attached = parsed.attachments().find(|a| a.is_message()).expect("message/rfc822 part");
+        assert_eq!(attached.attachment_name(), Some("original.eml"));
+        let inner = attached.message().expect("inner message parses");
+        assert_eq!(inner.subject(), Some(format!("Grüße from smtpkit ✓ original-{}", server.name).as_str()));
+        assert_eq!(inner.message_id(), Some(original.message_id()));
+        assert!(inner.attachments().any(|a| a.attachment_name() == Some("résumé.txt")));
     }
 }

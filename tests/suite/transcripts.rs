@@ -43,7 +43,7 @@ use smtpkit::proto::session::{Event, RecipientResult, Session, SessionConfig, Tl
 use smtpkit::{Credentials, EhloName, Envelope, Error, Mechanism, MessageOptions, ProtocolError, Timeouts};
 
 #[derive(Clone, Debug)]
-enum Action {
+pub(super) enum Action {
     Server(Vec<u8>),
     Client(Vec<u8>),
     Event(String),
@@ -60,15 +60,15 @@ enum Action {
 }
 
 #[derive(Clone, Debug)]
-struct Step {
+pub(super) struct Step {
     line: usize,
-    action: Action,
+    pub(super) action: Action,
 }
 
-struct Transcript {
-    name: String,
-    config: SessionConfig,
-    steps: Vec<Step>,
+pub(super) struct Transcript {
+    pub(super) name: String,
+    pub(super) config: SessionConfig,
+    pub(super) steps: Vec<Step>,
 }
 
 /// How server chunks are handed to the session.
@@ -92,7 +92,7 @@ struct Outcome {
 
 // ---- parsing --------------------------------------------------------------------------
 
-fn parse(name: &str, text: &str) -> Result<Transcript, String> {
+pub(super) fn parse(name: &str, text: &str) -> Result<Transcript, String> {
     let mut config = SessionConfig {
         ehlo_name: EhloName::new("client.example").map_err(|e| e.to_string())?,
         ..SessionConfig::default()
@@ -611,7 +611,7 @@ fn run_all_feeds(t: &Transcript) -> Result<usize, String> {
     Ok(feeds.len() + 1)
 }
 
-fn transcript_files() -> Vec<PathBuf> {
+pub(super) fn transcript_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))

@@ -25,6 +25,12 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// A marker no earlier run left in a server's maildir.
+pub fn unique(marker: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{marker}-{nanos}")
+}
+
 fn outgoing(to: &[&str], subject: &str) -> Outgoing {
     let envelope = Envelope::parse("from@example.com", to).unwrap();
     Outgoing::new(envelope, format!("Subject: {subject}\r\n\r\nBody of {subject}\r\n"))
@@ -241,4 +247,23 @@ fn transports_by_url() {
     let err = TransportUrl::parse("smtpx://u:secretpw@h").unwrap_err().to_string();
     assert!(!err.contains("secretpw"), "{err}");
     fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blocking_smtp_transport_by_url_reuses_its_connection() {
+    let server = TestServer::builder().start().await.unwrap();
+    let url = format!("smtp://{}?tls=none", server.addr());
+    let sent = tokio::task::spawn_blocking(move || {
+        let transport = smtpkit::blocking::transport_from_url(&url).unwrap();
+        let sent: Vec<_> =
+            (0..3).map(|i| transport.send(outgoing(&["a@example.org"], &format!("b{i}")))).collect();
+        transport.close();
+        sent
+    })
+    .await
+    .unwrap();
+    assert!(sent.iter().all(Result::is_ok), "{sent:?}");
+    assert_eq!(server.wait_for_messages(3, Duration::from_secs(5)).await.len(), 3);
+    assert_eq!(server.connection_count(), 1);
+    server.shutdown().await;
 }

@@ -65,9 +65,16 @@ impl Session {
 
     fn mail_params(&self, tx: &Tx) -> Result<MailParams, Error> {
         let caps = &self.caps;
-        let smtputf8 = tx.envelope.needs_smtputf8() || tx.opts.smtputf8;
+        // RFC 6531 section 3.4: UTF-8 header fields only to a server that offered SMTPUTF8.
+        let utf8_headers = crate::proto::header_scan::first_non_ascii_header_octet(&tx.body).is_some();
+        let smtputf8 = tx.envelope.needs_smtputf8() || tx.opts.smtputf8 || utf8_headers;
         if smtputf8 && !caps.smtputf8() {
-            return Err(Error::ExtensionMissing(Extension::SmtpUtf8));
+            let reason = if utf8_headers && !tx.envelope.needs_smtputf8() && !tx.opts.smtputf8 {
+                Extension::SmtpUtf8Headers
+            } else {
+                Extension::SmtpUtf8
+            };
+            return Err(Error::ExtensionMissing(reason));
         }
         // RFC 6152 section 3: an 8-bit body is sent with BODY=8BITMIME, and only to a
         // server that advertised 8BITMIME. SMTPUTF8 implies 8-bit transport (RFC 6531).

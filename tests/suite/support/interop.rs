@@ -223,6 +223,13 @@ pub fn wait_for_dump(dir: &Path, marker: &str, timeout: Duration) -> Option<Vec<
     }
 }
 
+/// The Postfix instance's `sendmail` program and config directory (`sendmail -C DIR`
+/// posts into this instance's queue, and it delivers into [`Server::maildir`]).
+pub fn postfix_sendmail() -> Option<(PathBuf, PathBuf)> {
+    postfix()?;
+    Some((file("SMTPKIT_POSTFIX_SENDMAIL"), PathBuf::from(var("SMTPKIT_POSTFIX_CONFIG"))))
+}
+
 /// Prints the loud skip notice for `test` straight to stderr. Writing to the handle
 /// instead of using `eprintln!` bypasses libtest's output capture, so the notice shows
 /// in an ordinary passing `cargo test` run too.
