@@ -258,3 +258,30 @@ async fn a_pool_stops_hammering_a_server_that_refuses_connections() {
     assert_eq!(pool.stats().connect_failures, 4);
     assert_eq!(pool.breaker_stats().opened, 2);
 }
+
+#[tokio::test]
+async fn recipients_refused_for_good_stay_in_the_outcome_when_others_are_retried() {
+    // Every recipient refused on the first attempt: one for good (550), one for now (450).
+    let server = TestServer::builder()
+        .reject_recipient("gone@example.com", 550, "5.1.1 no such user")
+        .fault(
+            FaultRule::new(Step::Rcpt(1), Fault::Reply { code: 450, text: "4.2.1 try later".into() }).once(),
+        )
+        .start()
+        .await
+        .unwrap();
+    let pool = pool(&server).retry(quick_retries(3)).build();
+    let outcome = pool.send(outgoing(1, &["gone@example.com", "later@example.com"]).remove(0)).await;
+    assert!(outcome.is_sent(), "{:?}", outcome.error());
+    assert_eq!(outcome.attempts, 2);
+    let accepted: Vec<String> = outcome.accepted().map(|r| r.address.to_string()).collect();
+    assert_eq!(accepted, ["later@example.com"]);
+    let refused: Vec<(String, u16)> =
+        outcome.rejected().map(|r| (r.address.to_string(), r.reply.code().0)).collect();
+    assert_eq!(refused, [("gone@example.com".to_string(), 550)]);
+    // gone@ was never asked again.
+    assert_eq!(server.messages().len(), 1);
+    assert_eq!(server.messages()[0].rcpt_to, ["later@example.com"]);
+    pool.close().await;
+    server.shutdown().await;
+}

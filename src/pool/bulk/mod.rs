@@ -19,7 +19,7 @@ use crate::metrics::{Counter, Histogram};
 use crate::proto::address::{Address, Envelope};
 use crate::proto::code::ReplyCode;
 use crate::proto::error::{Error, Phase};
-use crate::proto::session::SendReport;
+use crate::proto::session::{RecipientResult, SendReport};
 use crate::retry::{self, Retry, RetryPolicy, RetryReason};
 
 pub use outcome::{BulkOptions, BulkSummary, MessageOutcome, Outgoing, Progress};
@@ -97,11 +97,31 @@ struct Slot {
     pending: usize,
     attempts: u32,
     retries: Vec<Retry>,
+    /// Recipients refused for good in an attempt whose other recipients went again: they
+    /// are reported with the message's outcome (see `Slot::outcome`).
+    refused: Vec<RecipientResult>,
 }
 
 impl Slot {
     fn new(pending: usize) -> Self {
-        Self { transactions: Vec::new(), pending, attempts: 1, retries: Vec::new() }
+        Self { transactions: Vec::new(), pending, attempts: 1, retries: Vec::new(), refused: Vec::new() }
+    }
+
+    /// The finished message. Recipients refused for good on an earlier attempt join the
+    /// first accepted transaction's report (as refused recipients of an accepted
+    /// transaction always are); if none was accepted, they are one more failed
+    /// transaction.
+    fn outcome(mut self) -> MessageOutcome {
+        self.transactions.sort_by_key(|(order, _)| *order);
+        let mut transactions: Vec<_> = self.transactions.into_iter().map(|(_, r)| r).collect();
+        if !self.refused.is_empty() {
+            match transactions.iter_mut().find_map(|t| t.as_mut().ok()) {
+                Some(report) => report.recipients.append(&mut self.refused),
+                None => transactions
+                    .push(Err(PoolError::Smtp(Error::RecipientsRejected { recipients: self.refused }))),
+            }
+        }
+        MessageOutcome { transactions, attempts: self.attempts, retries: self.retries }
     }
 }
 
@@ -267,13 +287,8 @@ impl Pool {
         let started = Instant::now();
         let policy = self.policy().clone();
         let mut summary = BulkSummary::default();
-        let mut finish = |index: usize, mut slot: Slot, in_flight: usize| {
-            slot.transactions.sort_by_key(|(order, _)| *order);
-            let outcome = MessageOutcome {
-                transactions: slot.transactions.into_iter().map(|(_, r)| r).collect(),
-                attempts: slot.attempts,
-                retries: slot.retries,
-            };
+        let mut finish = |index: usize, slot: Slot, in_flight: usize| {
+            let outcome = slot.outcome();
             super::policy::record_message(&policy, &outcome);
             if outcome.is_sent() {
                 summary.sent += 1;
@@ -421,19 +436,20 @@ fn settle(
                 return Some((job, Err(e)));
             };
             if let RetryReason::Recipients { .. } = reason {
-                // Only the recipients that may succeed later go again.
-                let again: Vec<Address> = e
+                // Only the recipients that may succeed later go again; the others are
+                // kept for the outcome.
+                let (again, refused): (Vec<&RecipientResult>, Vec<&RecipientResult>) = e
                     .smtp()
                     .map(Error::recipients)
                     .unwrap_or_default()
                     .iter()
-                    .filter(|r| retry::waiting_helps(&r.reply))
-                    .map(|r| r.address.clone())
-                    .collect();
+                    .partition(|r| retry::waiting_helps(&r.reply));
+                let again = again.into_iter().map(|r| r.address.clone()).collect();
                 let Ok(envelope) = Envelope::new(job.envelope().from().cloned(), again) else {
                     return Some((job, Err(e)));
                 };
                 job.envelope = Some(envelope);
+                slot.refused.extend(refused.into_iter().cloned());
             }
             slot.retries.push(retry);
             policy.count(Counter::MessagesRetried);
