@@ -51,7 +51,7 @@ async fn smuggling_bodies_carry_exactly_one_end_of_data() {
                 "{variant:?}: {result:?}"
             );
             assert_eq!(
-                received(&server, 0),
+                received(&server, 0).await,
                 "EHLO localhost\r\nQUIT\r\n",
                 "{variant:?}: nothing else written"
             );
@@ -97,7 +97,7 @@ async fn nul_in_body_is_refused_before_mail() {
         matches!(result, Err(Error::Input(InputError::Body(BodyError::Nul { offset: 15 })))),
         "{result:?}"
     );
-    assert!(!received(&server, 0).contains("MAIL"));
+    assert!(!received(&server, 0).await.contains("MAIL"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -126,7 +126,7 @@ async fn a_line_over_998_octets_is_refused_before_mail() {
         matches!(result, Err(Error::Input(InputError::Body(BodyError::LineTooLong { line: 1, len: 999 })))),
         "{result:?}"
     );
-    assert!(!received(&server, 0).contains("MAIL"));
+    assert!(!received(&server, 0).await.contains("MAIL"));
     // 998 is fine.
     let (result, _) = send_one(vec![b'y'; 998]).await;
     result.expect("998 octets are allowed");
@@ -140,7 +140,7 @@ async fn eight_bit_body_without_8bitmime_is_refused_before_mail() {
     assert!(matches!(err, Error::ExtensionMissing(Extension::EightBitMime)), "{err:?}");
     assert!(client.is_reusable(), "nothing was sent, the connection is fine");
     client.send(&env(), "ascii\r\n").await.expect("the next message goes through");
-    assert_eq!(received(&server, 0).matches("MAIL FROM").count(), 1);
+    assert_eq!(received(&server, 0).await.matches("MAIL FROM").count(), 1);
 
     // A UTF-8 header field needs SMTPUTF8 too (RFC 6531 section 3.4, issue 16 #5): refused
     // before MAIL by a server with 8BITMIME only, sent with both parameters otherwise.
@@ -166,7 +166,7 @@ async fn utf8_address_without_smtputf8_is_refused_before_mail() {
     let envelope = Envelope::parse("a@example.com", &["j\u{f6}rg@example.com"]).unwrap();
     let err = client.send(&envelope, "x").await.unwrap_err();
     assert!(matches!(err, Error::ExtensionMissing(Extension::SmtpUtf8)), "{err:?}");
-    assert!(!received(&server, 0).contains("MAIL"));
+    assert!(!received(&server, 0).await.contains("MAIL"));
 
     let server = start(TestServer::builder().smtputf8(true)).await;
     let mut client = connect(&server, plain()).await.unwrap();
@@ -181,7 +181,7 @@ async fn message_over_size_is_refused_before_mail_and_size_is_declared() {
     let err = client.send(&env(), "z".repeat(101)).await.unwrap_err();
     // RFC 1870: the size counts the CRLF that DATA adds after a last line without one.
     assert!(matches!(err, Error::MessageTooLarge { size: 103, max: 100 }), "{err:?}");
-    assert!(!received(&server, 0).contains("MAIL"));
+    assert!(!received(&server, 0).await.contains("MAIL"));
     assert!(client.is_reusable());
     client.send(&env(), "a\nb").await.expect("small message");
     // Declared size is the normalised size plus the CRLF DATA adds.
