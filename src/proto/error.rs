@@ -7,7 +7,7 @@ use super::address::{AddressError, EnvelopeError};
 use super::dot_stuff::BodyError;
 use super::params::ParamError;
 use super::reply::{Reply, ReplyError};
-use super::sasl::SaslError;
+use super::sasl::{MechanismRefusal, SaslError};
 use super::session::RecipientResult;
 
 /// The step of the session an error or a timeout belongs to.
@@ -223,6 +223,10 @@ pub enum Error {
     /// Authentication was refused.
     #[error("authentication failed: {0}")]
     AuthFailed(Reply),
+    /// Every allowed mechanism the server advertises was tried and refused as unsupported
+    /// or unavailable (504, 534, 538): each with its reply, in the order tried.
+    #[error("the server refused every AUTH mechanism tried ({})", refusals(.0))]
+    AuthMechanismsRefused(Vec<MechanismRefusal>),
     /// The server broke the protocol.
     #[error("protocol error: {0}")]
     Protocol(#[from] ProtocolError),
@@ -288,6 +292,10 @@ fn summarize(recipients: &[RecipientResult]) -> String {
     recipients.iter().map(|r| format!("<{}> {}", r.address, r.reply)).collect::<Vec<_>>().join("; ")
 }
 
+fn refusals(tried: &[MechanismRefusal]) -> String {
+    tried.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
 impl From<EnvelopeError> for Error {
     fn from(e: EnvelopeError) -> Self {
         Error::Input(InputError::Envelope(e))
@@ -313,6 +321,7 @@ impl Error {
             Error::Rejected { .. }
             | Error::RecipientsRejected { .. }
             | Error::AuthFailed(_)
+            | Error::AuthMechanismsRefused(_)
             | Error::Protocol(_)
             | Error::ExtensionMissing(_)
             | Error::MessageTooLarge { .. } => Fault::Server,
@@ -351,6 +360,7 @@ impl Error {
             Error::Rejected { reply, .. } | Error::AuthFailed(reply) => reply.is_permanent(),
             Error::RecipientsRejected { recipients } => recipients.iter().all(|r| r.reply.is_permanent()),
             Error::ExtensionMissing(_)
+            | Error::AuthMechanismsRefused(_)
             | Error::MessageTooLarge { .. }
             | Error::InsecureAuth
             | Error::NoAuthMechanism(_)
@@ -372,6 +382,7 @@ impl Error {
     pub fn reply(&self) -> Option<&Reply> {
         match self {
             Error::Rejected { reply, .. } | Error::AuthFailed(reply) => Some(reply),
+            Error::AuthMechanismsRefused(tried) => tried.last().map(|t| &t.reply),
             Error::Protocol(ProtocolError::Unsolicited(reply))
             | Error::Protocol(ProtocolError::UnexpectedReply { reply, .. }) => Some(reply),
             _ => None,
@@ -403,7 +414,10 @@ impl Error {
             | Error::ConnectionClosed(phase)
             | Error::Protocol(ProtocolError::UnexpectedReply { phase, .. }) => Some(*phase),
             Error::RecipientsRejected { .. } => Some(Phase::Rcpt),
-            Error::AuthFailed(_) | Error::InsecureAuth | Error::NoAuthMechanism(_) => Some(Phase::Auth),
+            Error::AuthFailed(_)
+            | Error::AuthMechanismsRefused(_)
+            | Error::InsecureAuth
+            | Error::NoAuthMechanism(_) => Some(Phase::Auth),
             Error::Ambiguous { cause, .. } => cause.phase().or(Some(Phase::DataEnd)),
             _ => None,
         }

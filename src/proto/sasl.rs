@@ -1,10 +1,29 @@
 //! SASL authentication (RFC 4954) as pure challenge -> response steps, and the `Secret`
 //! wrapper that keeps credentials out of `Debug`, `Display` and logs.
+//!
+//! # Which mechanism, and what happens when the server refuses it
+//!
+//! The session walks the allowed mechanisms (by default [`Mechanism::PREFERENCE`]:
+//! SCRAM-SHA-256, CRAM-MD5, PLAIN, LOGIN for a password; OAUTHBEARER, XOAUTH2 for a
+//! token) in that order, skipping those the server does not advertise in its EHLO reply
+//! (the one over TLS when STARTTLS ran: what was listed before it is forgotten), those
+//! that do not fit the kind of secret, and SCRAM-SHA-256 when the driver supplied no
+//! nonce. The server's own order in the `AUTH` line is not used.
+//!
+//! If the server refuses the chosen mechanism itself, with 504 (not supported), 534 (too
+//! weak) or 538 (encryption required) — see [`refuses_mechanism`] — the next one on the
+//! list is tried, each at most once. Any other failure ends the attempt at once: above
+//! all `535` (bad credentials), since trying the same credentials again with another
+//! mechanism only brings an account lockout closer. When every candidate was refused
+//! the error lists each mechanism with its reply
+//! ([`Error::AuthMechanismsRefused`](super::error::Error::AuthMechanismsRefused)).
 
 use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+
+use super::reply::Reply;
 
 /// A value that must never be printed. `Debug` shows `[redacted]`; there is no `Display`.
 ///
@@ -180,6 +199,37 @@ impl Mechanism {
     /// Parses a mechanism name (any case), as in the URL's `auth=`.
     pub fn from_name(name: &str) -> Option<Mechanism> {
         Self::PREFERENCE.into_iter().find(|m| m.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// True when an AUTH reply refuses the mechanism rather than the credentials, so another
+/// advertised mechanism may be tried: RFC 4954 `504` ("the requested authentication
+/// mechanism is invalid (e.g., is not supported or requires an encryption layer)"), `534`
+/// ("Authentication mechanism is too weak") and `538` ("Encryption required for requested
+/// authentication mechanism"). Never `535`: that is a verdict on the credentials.
+///
+/// ```
+/// use smtpkit::proto::reply::Reply;
+/// use smtpkit::proto::sasl::refuses_mechanism;
+/// assert!(refuses_mechanism(&Reply::single(504, "5.5.4 Unrecognized authentication type")));
+/// assert!(!refuses_mechanism(&Reply::single(535, "5.7.8 credentials invalid")));
+/// ```
+pub fn refuses_mechanism(reply: &Reply) -> bool {
+    matches!(reply.code().0, 504 | 534 | 538)
+}
+
+/// A mechanism the server refused as unsupported or unavailable, with its reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MechanismRefusal {
+    /// The mechanism tried.
+    pub mechanism: Mechanism,
+    /// The server's refusal (504, 534 or 538).
+    pub reply: Reply,
+}
+
+impl fmt::Display for MechanismRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.mechanism.name(), self.reply)
     }
 }
 
@@ -638,6 +688,18 @@ mod tests {
             b"n,a=user@example.com,\x01host=server.example.com\x01port=143\x01auth=Bearer vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==\x01\x01"
         );
         assert_eq!(c.respond(B64.encode("{}").as_bytes()).unwrap(), b"AQ==");
+    }
+
+    #[test]
+    fn only_504_534_538_refuse_the_mechanism() {
+        for code in [504, 534, 538] {
+            assert!(refuses_mechanism(&Reply::single(code, "no")), "{code}");
+        }
+        for code in [235, 334, 421, 432, 454, 500, 501, 502, 503, 530, 535, 550, 554] {
+            assert!(!refuses_mechanism(&Reply::single(code, "no")), "{code}");
+        }
+        let r = MechanismRefusal { mechanism: Mechanism::CramMd5, reply: Reply::single(504, "5.5.4 no") };
+        assert_eq!(r.to_string(), format!("CRAM-MD5: {}", Reply::single(504, "5.5.4 no")));
     }
 
     #[test]

@@ -365,6 +365,11 @@ fn render_error(e: &Error) -> String {
             format!("ambiguous ({}) {}", render_error(cause), render_rcpts(recipients))
         }
         Error::AuthFailed(reply) => format!("auth-failed {reply}"),
+        Error::AuthMechanismsRefused(tried) => {
+            let list: Vec<String> =
+                tried.iter().map(|t| format!("{}={}", t.mechanism.name(), t.reply.code())).collect();
+            format!("auth-refused {}", list.join(","))
+        }
         Error::Protocol(p) => format!("protocol {}", render_protocol(p)),
         Error::ExtensionMissing(x) => format!("extension-missing {x}"),
         Error::MessageTooLarge { size, max } => format!("too-large {size}>{max}"),

@@ -1,13 +1,17 @@
 //! From the greeting to "ready": EHLO (or HELO), STARTTLS, EHLO again over TLS, AUTH.
 //! The session's stage is an enum whose handshake states own their data (the SASL client
-//! lives in [`Handshake::Auth`] and nowhere else).
+//! and the mechanisms already refused live in [`Handshake::Auth`] and nowhere else).
+//!
+//! AUTH tries the allowed mechanisms in the configured order (strongest first by default)
+//! among those the last EHLO advertised; a 504, 534 or 538 moves on to the next one, any
+//! other failure (535 above all) ends it: see [`crate::proto::sasl`] for the full rule.
 
 use super::super::capabilities::Capabilities;
 use super::super::code::ReplyCode;
 use super::super::command::Command;
 use super::super::error::{Error, Extension, InputError, Phase, ProtocolError};
 use super::super::reply::Reply;
-use super::super::sasl::{Mechanism, SaslClient, SaslContext};
+use super::super::sasl::{Mechanism, MechanismRefusal, SaslClient, SaslContext, refuses_mechanism};
 use super::Session;
 use super::config::TlsPolicy;
 use super::events::Event;
@@ -33,7 +37,14 @@ pub(super) enum Handshake {
     /// STARTTLS got 220: the driver performs the TLS handshake.
     AwaitTls,
     /// AUTH is out; the mechanism's state answers the challenges.
-    Auth(Box<SaslClient>),
+    Auth(Box<AuthAttempt>),
+}
+
+/// One AUTH command in progress and the mechanisms refused before it.
+#[derive(Debug)]
+pub(super) struct AuthAttempt {
+    sasl: SaslClient,
+    refused: Vec<MechanismRefusal>,
 }
 
 impl Session {
@@ -145,10 +156,10 @@ impl Session {
     }
 
     fn start_auth(&mut self) {
-        let Some(creds) = self.config.credentials.clone() else {
+        if self.config.credentials.is_none() {
             self.become_ready();
             return;
-        };
+        }
         // Credentials only over verified TLS unless the caller opted in.
         if !(self.config.allow_insecure_auth || self.tls_active && self.tls_verified) {
             self.fail_with_quit(Error::InsecureAuth);
@@ -158,6 +169,17 @@ impl Session {
             self.fail_with_quit(Error::ExtensionMissing(Extension::Auth));
             return;
         }
+        self.try_next_mechanism(Vec::new());
+    }
+
+    /// Sends AUTH with the first allowed, advertised mechanism not refused yet; with none
+    /// left, fails: [`Error::NoAuthMechanism`] if none was ever tried, else
+    /// [`Error::AuthMechanismsRefused`] listing the refusals.
+    fn try_next_mechanism(&mut self, refused: Vec<MechanismRefusal>) {
+        let Some(creds) = self.config.credentials.clone() else {
+            self.fatal(Error::Internal("AUTH without credentials"));
+            return;
+        };
         let have_nonce = self.sasl_nonce.is_some();
         let allowed: Vec<Mechanism> = self
             .config
@@ -165,15 +187,22 @@ impl Session {
             .iter()
             .copied()
             .filter(|m| *m != Mechanism::ScramSha256 || have_nonce)
+            .filter(|m| !refused.iter().any(|r| r.mechanism == *m))
             .collect();
         let Some(mech) = Mechanism::choose(self.caps.auth_mechanisms(), &allowed, creds.kind()) else {
-            self.fail_with_quit(Error::NoAuthMechanism(self.caps.auth_mechanisms().to_vec()));
+            let err = if refused.is_empty() {
+                Error::NoAuthMechanism(self.caps.auth_mechanisms().to_vec())
+            } else {
+                Error::AuthMechanismsRefused(refused)
+            };
+            self.fail_with_quit(err);
             return;
         };
         let context = SaslContext {
             host: self.config.server_name.clone(),
             port: self.config.server_port,
-            nonce: self.sasl_nonce.take(),
+            // The nonce is single-use: only SCRAM consumes it.
+            nonce: if mech == Mechanism::ScramSha256 { self.sasl_nonce.take() } else { None },
         };
         let mut sasl = match SaslClient::new(mech, creds, context) {
             Ok(s) => s,
@@ -184,33 +213,41 @@ impl Session {
         };
         let initial = sasl.initial_response();
         self.push_command(&Command::Auth { mechanism: mech.name(), initial: initial.as_deref() }, Kind::Auth);
-        self.stage = Stage::Handshake(Handshake::Auth(Box::new(sasl)));
+        self.stage = Stage::Handshake(Handshake::Auth(Box::new(AuthAttempt { sasl, refused })));
     }
 
     pub(super) fn on_auth(&mut self, reply: Reply) {
         let stage = std::mem::replace(&mut self.stage, Stage::Handshake(Handshake::Hello));
-        let Stage::Handshake(Handshake::Auth(mut sasl)) = stage else {
+        let Stage::Handshake(Handshake::Auth(mut attempt)) = stage else {
             self.stage = stage;
             self.fatal(Error::Internal("an AUTH reply outside the AUTH stage"));
             return;
         };
         if reply.code() == ReplyCode::AUTH_CONTINUE {
             let challenge = reply.lines().next().unwrap_or_default().to_vec();
-            match sasl.respond(&challenge) {
+            match attempt.sasl.respond(&challenge) {
                 Ok(line) => {
                     self.push_command(&Command::AuthResponse(&line), Kind::Auth);
-                    self.stage = Stage::Handshake(Handshake::Auth(sasl));
+                    self.stage = Stage::Handshake(Handshake::Auth(attempt));
                 }
                 Err(e) => self.fatal(ProtocolError::Sasl(e).into()),
             }
         } else if reply.is_positive() {
-            match sasl.finish() {
+            match attempt.sasl.finish() {
                 Ok(()) => self.become_ready(),
                 Err(e) => self.fatal(ProtocolError::Sasl(e).into()),
             }
         } else if reply.code().is_positive_intermediate() {
             self.fatal(ProtocolError::UnexpectedReply { phase: Phase::Auth, reply }.into());
+        } else if refuses_mechanism(&reply) {
+            // The mechanism, not the credentials, was refused: each is tried at most once,
+            // so this ends after as many AUTH commands as there are mechanisms.
+            let AuthAttempt { sasl, mut refused } = *attempt;
+            refused.push(MechanismRefusal { mechanism: sasl.mechanism(), reply });
+            self.try_next_mechanism(refused);
         } else {
+            // 535 and everything else: never retried with another mechanism (RFC 4954
+            // 535 "Authentication credentials invalid"; more attempts only lock accounts).
             self.fail_with_quit(Error::AuthFailed(reply));
         }
     }
