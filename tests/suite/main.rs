@@ -4,6 +4,7 @@
 //! without it they print a SKIPPED notice and return.
 
 mod auth;
+mod auth_fallback;
 mod blocking;
 mod blocking_transcripts;
 mod bulk_policy;
