@@ -81,6 +81,9 @@ impl ClientBuilder {
         if let Some(proxy) = url.proxy {
             b.net.proxy = Some(proxy);
         }
+        if let Some(on) = url.chunking {
+            b = b.chunking(on);
+        }
         Ok(b)
     }
 
@@ -122,6 +125,15 @@ impl ClientBuilder {
 
     /// Allowed AUTH mechanisms in order of preference (default: strongest first, SCRAM-SHA-256,
     /// CRAM-MD5, PLAIN, LOGIN for passwords; OAUTHBEARER, XOAUTH2 for tokens).
+    ///
+    /// The first of these that the server advertises (after STARTTLS: in the EHLO over TLS)
+    /// and that fits the credentials is tried; the server's own order does not matter. If
+    /// the server refuses it as unsupported or unavailable (504, 534 or 538), the next one
+    /// is tried, each at most once; when all are refused the error is
+    /// [`Error::AuthMechanismsRefused`], listing each with its reply. Any other refusal ends
+    /// AUTH at once, above all `535` (bad credentials, [`Error::AuthFailed`]): trying the
+    /// same credentials with another mechanism would only bring an account lockout closer.
+    /// A single mechanism (as `?auth=` in the URL gives) disables the fallback.
     pub fn mechanisms(mut self, mechanisms: &[Mechanism]) -> Self {
         self.session.mechanisms = mechanisms.to_vec();
         self

@@ -4,6 +4,11 @@
 //! 587, STARTTLS required) and `smtps://[user[:password]@]host[:port]` (default port 465,
 //! implicit TLS). `lmtp://` speaks LMTP (RFC 2033, default port 24) with the same `tls=`
 //! choices. User and password are percent-decoded. Plaintext only with `tls=none`.
+//!
+//! Parameters: `tls=` (above), `auth=MECHANISM` (allow only that AUTH mechanism),
+//! `proxy=socks5://...` or `proxy=http://...`, and `chunking=off` (also `false`, `no`) to
+//! send with DATA even where the server offers CHUNKING; `chunking=on` (`true`, `yes`) keeps
+//! the default, BDAT when offered.
 
 use crate::proto::error::Error;
 use crate::proto::sasl::{Mechanism, Secret};
@@ -29,6 +34,9 @@ pub struct SmtpUrl {
     /// `?proxy=socks5://user:pass@host:port` or `?proxy=http://...` (see
     /// [`Proxy::parse`](crate::connect::Proxy::parse)).
     pub proxy: Option<crate::connect::Proxy>,
+    /// `?chunking=off|false|no` gives `Some(false)`, `?chunking=on|true|yes` `Some(true)`;
+    /// `None` when absent (the builder's default, on, applies).
+    pub chunking: Option<bool>,
 }
 
 impl std::fmt::Debug for SmtpUrl {
@@ -42,6 +50,7 @@ impl std::fmt::Debug for SmtpUrl {
             .field("mechanism", &self.mechanism)
             .field("lmtp", &self.lmtp)
             .field("proxy", &self.proxy)
+            .field("chunking", &self.chunking)
             .finish()
     }
 }
@@ -111,6 +120,7 @@ impl SmtpUrl {
         let mut tls = if implicit { TlsPolicy::Implicit } else { TlsPolicy::Required };
         let mut mechanism = None;
         let mut proxy = None;
+        let mut chunking = None;
         for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
@@ -132,10 +142,20 @@ impl SmtpUrl {
                     )
                 }
                 "proxy" => proxy = Some(crate::connect::proxy::parse_param(value)?),
+                "chunking" => chunking = Some(parse_switch(key, value)?),
                 other => return Err(bad(format!("unknown URL parameter {other:?}"))),
             }
         }
-        Ok(Self { host, port, tls, user, password, mechanism, lmtp, proxy })
+        Ok(Self { host, port, tls, user, password, mechanism, lmtp, proxy, chunking })
+    }
+}
+
+/// An on/off URL parameter: `on`, `true`, `yes` or `off`, `false`, `no` (any case).
+fn parse_switch(key: &str, value: &str) -> Result<bool, Error> {
+    match value.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(bad(format!("{key}={value:?}: use on or off"))),
     }
 }
 
@@ -213,6 +233,30 @@ mod tests {
         assert_eq!((u.port, u.tls), (1465, TlsPolicy::Implicit));
         let u = SmtpUrl::parse("lmtp://h?tls=none").unwrap();
         assert_eq!((u.port, u.tls, u.lmtp), (24, TlsPolicy::Disabled, true));
+    }
+
+    #[test]
+    fn chunking_parameter() {
+        assert_eq!(SmtpUrl::parse("smtp://h").unwrap().chunking, None);
+        for off in ["off", "false", "no", "OFF", "No"] {
+            let u = SmtpUrl::parse(&format!("smtp://h?chunking={off}")).unwrap();
+            assert_eq!(u.chunking, Some(false), "{off}");
+        }
+        for on in ["on", "true", "yes", "TRUE"] {
+            let u = SmtpUrl::parse(&format!("smtps://h?chunking={on}")).unwrap();
+            assert_eq!(u.chunking, Some(true), "{on}");
+        }
+        let u = SmtpUrl::parse("smtp://h:2525?tls=none&chunking=off&auth=plain").unwrap();
+        assert_eq!(
+            (u.tls, u.chunking, u.mechanism),
+            (TlsPolicy::Disabled, Some(false), Some(Mechanism::Plain))
+        );
+        for bad in
+            ["smtp://h?chunking", "smtp://h?chunking=", "smtp://h?chunking=maybe", "smtp://h?chunking=0"]
+        {
+            let err = SmtpUrl::parse(bad).unwrap_err();
+            assert!(matches!(&err, Error::Config(m) if m.contains("chunking=")), "{bad}: {err:?}");
+        }
     }
 
     #[test]

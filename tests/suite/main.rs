@@ -41,3 +41,4 @@ mod tls_mode;
 mod transcripts;
 mod transport;
 mod transport_mailer;
+mod url_params;
