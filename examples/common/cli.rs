@@ -3,7 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use smtpkit::proto::params::{EnvId, Notify, Ret};
+use smtpkit::{EnvId, Notify, Ret};
 use smtpkit::{ClientBuilder, Envelope, Error, MessageOptions};
 
 /// An error line for stderr and the exit code that goes with it.
