@@ -68,6 +68,7 @@ impl From<&str> for Secret<String> {
 
 /// What proves the user's identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SecretKind {
     /// A password or an app-specific authorization code.
     Password,
@@ -235,6 +236,7 @@ impl fmt::Display for MechanismRefusal {
 
 /// Why SASL failed on the client side.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SaslError {
     /// The server sent a challenge that is not valid base64.
     #[error("server sent a challenge that is not base64")]
