@@ -1,7 +1,8 @@
 //! AUTH fallback end to end against the in-process server: a mechanism the server refuses
 //! as unsupported or unavailable (504, 534, 538) makes the client try the next advertised
 //! one; bad credentials (535) stop it at once, with no second AUTH on the wire; every
-//! mechanism refused gives `Error::AuthMechanismsRefused` listing what was tried.
+//! mechanism refused gives `Error::AuthMechanismsRefused` listing what was tried; the SCRAM
+//! nonce survives a refusal of an earlier mechanism.
 
 use std::time::Duration;
 
@@ -154,4 +155,20 @@ async fn only_allowed_mechanisms_are_tried_in_the_configured_order() {
         .unwrap_err();
     assert!(matches!(&err, Error::AuthMechanismsRefused(t) if t.len() == 2), "{err:?}");
     assert_eq!(auth_commands(&server, 0), ["LOGIN", "PLAIN"]);
+}
+
+/// The driver's SCRAM nonce is single-use: a mechanism refused before SCRAM must not have
+/// consumed it, or SCRAM would be skipped as "no nonce".
+#[tokio::test]
+async fn scram_after_a_refused_mechanism_still_has_its_nonce() {
+    let server = server_builder().fault(refuse_first(504, "5.5.4 no PLAIN")).start().await.unwrap();
+    let c = client(&server, PASSWORD)
+        .mechanisms(&[Mechanism::Plain, Mechanism::ScramSha256])
+        .connect()
+        .await
+        .expect("SCRAM-SHA-256 after PLAIN was refused");
+    c.quit().await.unwrap();
+    assert_eq!(auth_commands(&server, 0), ["PLAIN", "SCRAM-SHA-256"]);
+    let auths = server.authentications();
+    assert!(auths.iter().any(|a| a.mechanism == "SCRAM-SHA-256" && a.succeeded), "{auths:?}");
 }
