@@ -13,7 +13,9 @@ pub use proto::error::{Error, Extension, Fault, InputError, Phase, ProtocolError
 pub use proto::params::MessageOptions;
 pub use proto::reply::Reply;
 pub use proto::sasl::{Credentials, Mechanism, Secret};
-pub use proto::session::{Direction, MessageId, RecipientResult, SendReport, TlsPolicy, TraceLine};
+pub use proto::session::{
+    ConnectionId, Direction, MessageId, RecipientResult, SendReport, TlsPolicy, TraceLine,
+};
 pub use proto::timeouts::Timeouts;
 
 #[cfg(feature = "blocking")]
