@@ -16,7 +16,7 @@ pub use proto::capabilities::Capabilities;
 pub use proto::code::ReplyCode;
 pub use proto::dot_stuff::{BodyError, LineEndings};
 pub use proto::enhanced::{Advice, EnhancedStatus};
-pub use proto::error::{Error, Extension, Fault, InputError, Phase, ProtocolError};
+pub use proto::error::{Error, Extension, Fault, InputError, Phase, ProtocolError, Report};
 pub use proto::params::{EnvId, MessageOptions, Notify, ParamError, Ret};
 pub use proto::reply::{Reply, ReplyError, ReplyLimits};
 pub use proto::sasl::{Credentials, Mechanism, SaslError, Secret};
