@@ -20,7 +20,9 @@ pub use proto::error::{Error, Extension, Fault, InputError, Phase, ProtocolError
 pub use proto::params::{EnvId, MessageOptions, Notify, ParamError, Ret};
 pub use proto::reply::{Reply, ReplyError, ReplyLimits};
 pub use proto::sasl::{Credentials, Mechanism, SaslError, Secret};
-pub use proto::session::{Direction, MessageId, RecipientResult, SendReport, TlsPolicy, TraceLine};
+pub use proto::session::{
+    ConnectionId, Direction, MessageId, RecipientResult, SendReport, TlsPolicy, TraceLine,
+};
 pub use proto::timeouts::Timeouts;
 
 #[cfg(feature = "blocking")]

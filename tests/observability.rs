@@ -56,7 +56,7 @@ fn spans_and_events_redact_auth_and_never_log_bodies() {
     let collect = Collect::default();
     let lines = collect.lines.clone();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    tracing::subscriber::with_default(collect, || {
+    let id = tracing::subscriber::with_default(collect, || {
         rt.block_on(async {
             let server =
                 TestServer::builder().starttls(true).user("alice", "hunter2-secret").start().await.unwrap();
@@ -67,6 +67,7 @@ fn spans_and_events_redact_auth_and_never_log_bodies() {
                 .connect()
                 .await
                 .unwrap();
+            let id = client.connection_id();
             let env = Envelope::parse("a@example.com", &["b@example.com"]).unwrap();
             client.send(&env, "Subject: x\r\n\r\nconfidential body text\r\n").await.unwrap();
             client.quit().await.unwrap();
@@ -80,11 +81,15 @@ fn spans_and_events_redact_auth_and_never_log_bodies() {
             let pool = smtpkit::Pool::new(connector);
             pool.get().await.unwrap().send(&env, "Subject: y\r\n\r\nz\r\n").await.unwrap();
             pool.close().await;
+            id
         })
     });
     let all = lines.lock().unwrap().join("\n");
     assert!(all.contains("span smtp.connection"), "{all}");
     assert!(all.contains("span smtp.message"), "{all}");
+    // The connection id names the span and every wire event of the connection.
+    assert!(all.contains(&format!("span smtp.connection id={id} ")), "{all}");
+    assert!(all.contains(&format!("message=C: MAIL FROM:<a@example.com> connection={id}")), "{all}");
     assert!(all.contains("C: MAIL FROM:<a@example.com>"), "{all}");
     assert!(all.contains("S: 354"), "{all}");
     assert!(all.contains("AUTH PLAIN [redacted]") || all.contains("AUTH LOGIN"), "{all}");

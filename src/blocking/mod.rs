@@ -82,6 +82,7 @@ impl Connector {
             crate::connect::blocking::check_plain_port(&inner.net, &inner.host, inner.port, &tcp)?;
         }
         let mut config = inner.session.clone();
+        config.connection_id = crate::config::next_connection_id();
         if !inner.net.ehlo_chosen {
             config.ehlo_name = crate::connect::default_ehlo_name(tcp.local_addr().ok().map(|a| a.ip()));
         }
@@ -263,6 +264,14 @@ impl Client {
     /// True when the server advertised `keyword` (any case) in its latest EHLO reply.
     pub fn has_extension(&self, keyword: &str) -> bool {
         self.capabilities().has(keyword)
+    }
+
+    /// This connection's id (`c1a2b3`), unique within the process: the same id is on every
+    /// [`TraceLine`](crate::TraceLine) of its transcript and in the `connection` field of its
+    /// `smtpkit::wire` events (feature `tracing`). Errors from this client do not carry it;
+    /// log it beside them.
+    pub fn connection_id(&self) -> crate::ConnectionId {
+        self.driver.session.connection_id()
     }
 
     /// True when TLS protects the connection.

@@ -4,12 +4,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::Client;
-use crate::config::{ClientBuilder, ConnectorInner, scram_nonce};
+use crate::config::{ClientBuilder, ConnectorInner, next_connection_id, scram_nonce};
 use crate::driver::transport::{BoxStream, Stream, Transport};
 use crate::driver::{Driver, now};
 use crate::proto::error::Error;
 use crate::proto::sasl::Credentials;
-use crate::proto::session::{Event, Session, SessionConfig, TlsPolicy};
+use crate::proto::session::{ConnectionId, Event, Session, SessionConfig, TlsPolicy};
 
 impl ClientBuilder {
     /// Builds a reusable [`Connector`] (loads the trust store once).
@@ -73,14 +73,16 @@ impl Connector {
         stream: S,
         local: Option<IpAddr>,
     ) -> Result<Client, Error> {
+        let id = next_connection_id();
         #[cfg(feature = "tracing")]
         let span = tracing::info_span!(
             "smtp.connection",
+            id = %id,
             host = %self.inner.host,
             port = self.inner.port,
             tls = ?self.inner.session.tls,
         );
-        let result = in_span!(span.clone(), self.handshake(stream, local)).await;
+        let result = in_span!(span.clone(), self.handshake(stream, local, id)).await;
         #[cfg(feature = "tracing")]
         let result = result.map(|mut client| {
             client.set_span(span.clone());
@@ -94,9 +96,15 @@ impl Connector {
         result
     }
 
-    async fn handshake<S: Stream>(&self, stream: S, local: Option<IpAddr>) -> Result<Client, Error> {
+    async fn handshake<S: Stream>(
+        &self,
+        stream: S,
+        local: Option<IpAddr>,
+        id: ConnectionId,
+    ) -> Result<Client, Error> {
         let boxed: BoxStream = Box::new(stream);
         let mut config = self.inner.session.clone();
+        config.connection_id = id;
         // Only for sockets smtpkit opened: over a caller's stream the local address is
         // unknown, so the configured name (default `localhost`) is sent as set.
         if !self.inner.net.ehlo_chosen && local.is_some() {

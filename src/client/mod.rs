@@ -498,6 +498,13 @@ impl Client {
         self.driver.session.capabilities()
     }
 
+    /// This connection's id (`c1a2b3`), unique within the process: the same id is on its
+    /// `smtp.connection` span (feature `tracing`) and on every [`TraceLine`](crate::TraceLine)
+    /// of its transcript. Errors from this client do not carry it; log it beside them.
+    pub fn connection_id(&self) -> crate::ConnectionId {
+        self.driver.session.connection_id()
+    }
+
     /// True when TLS protects the connection.
     pub fn is_tls(&self) -> bool {
         self.driver.session.is_tls()

@@ -224,7 +224,7 @@ impl Driver {
     fn flush_trace(&mut self) {
         while let Some(line) = self.session.poll_trace() {
             #[cfg(feature = "tracing")]
-            tracing::debug!(target: "smtpkit::wire", "{line}");
+            tracing::debug!(target: "smtpkit::wire", connection = %line.connection, "{line}");
             if let Some(sink) = &self.trace {
                 sink(&line);
             }

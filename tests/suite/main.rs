@@ -9,6 +9,7 @@ mod blocking;
 mod blocking_transcripts;
 mod bulk_policy;
 mod cancel;
+mod connection_id;
 #[cfg(feature = "dkim")]
 mod dial;
 mod dkim;

@@ -5,6 +5,7 @@ use super::super::dot_stuff::LineEndings;
 use super::super::reply::ReplyLimits;
 use super::super::sasl::{Credentials, Mechanism};
 use super::super::timeouts::Timeouts;
+use super::ConnectionId;
 
 /// How the session secures the connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -56,6 +57,9 @@ pub struct SessionConfig {
     pub server_name: String,
     /// The server's port, for OAUTHBEARER.
     pub server_port: u16,
+    /// The connection's id, copied into every transcript line; the clients set a fresh
+    /// one per connection.
+    pub connection_id: ConnectionId,
 }
 
 impl Default for SessionConfig {
@@ -76,6 +80,7 @@ impl Default for SessionConfig {
             lmtp: false,
             server_name: String::new(),
             server_port: 0,
+            connection_id: ConnectionId::default(),
         }
     }
 }

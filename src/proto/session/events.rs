@@ -6,6 +6,7 @@ use std::fmt;
 use super::super::address::Address;
 use super::super::error::Error;
 use super::super::reply::Reply;
+use super::ConnectionId;
 
 /// Identifies a message handed to [`Session::send_message`](super::Session::send_message).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -120,6 +121,8 @@ pub enum Direction {
 /// One line of the redacted transcript: AUTH payloads and message data never appear.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceLine {
+    /// The connection it was spoken on (tells pooled connections' transcripts apart).
+    pub connection: ConnectionId,
     /// Who sent it.
     pub direction: Direction,
     /// The line, sanitised, without CRLF.

@@ -20,6 +20,7 @@
 
 mod body;
 pub mod config;
+mod connection_id;
 pub mod events;
 mod failure;
 mod handshake;
@@ -46,6 +47,7 @@ use super::reply::ReplyParser;
 
 use body::BodyState;
 pub use config::{SessionConfig, TlsPolicy};
+pub use connection_id::ConnectionId;
 pub use events::{Direction, Event, MessageId, OpId, RecipientResult, SendReport, TraceLine, Want};
 use handshake::{Handshake, Stage};
 use in_flight::{InFlight, Kind};
@@ -117,7 +119,7 @@ impl Session {
     /// A session waiting for the server's greeting; `now` starts the greeting deadline.
     pub fn new(config: SessionConfig, now: Instant) -> Self {
         let parser = ReplyParser::new(config.reply_limits);
-        let trace = Trace::new(config.trace);
+        let trace = Trace::new(config.trace, config.connection_id);
         Self {
             config,
             stage: Stage::Greeting,
@@ -318,6 +320,11 @@ impl Session {
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// The connection's id, as [`SessionConfig::connection_id`] set it.
+    pub fn connection_id(&self) -> ConnectionId {
+        self.config.connection_id
     }
 
     /// The next transcript line, if tracing is on.

@@ -7,11 +7,14 @@ use std::collections::VecDeque;
 use super::super::code::ReplyCode;
 use super::super::command::Command;
 use super::super::reply::Reply;
+use super::ConnectionId;
 use super::events::{Direction, TraceLine};
 
 #[derive(Debug, Default)]
 pub(super) struct Trace {
     on: bool,
+    /// Stamped on every line.
+    connection: ConnectionId,
     /// Lines ready for [`Trace::pop`].
     lines: VecDeque<TraceLine>,
     /// Client lines with the output position just past their command, until written.
@@ -19,8 +22,8 @@ pub(super) struct Trace {
 }
 
 impl Trace {
-    pub(super) fn new(on: bool) -> Self {
-        Self { on, ..Self::default() }
+    pub(super) fn new(on: bool, connection: ConnectionId) -> Self {
+        Self { on, connection, ..Self::default() }
     }
 
     pub(super) fn is_on(&self) -> bool {
@@ -48,7 +51,8 @@ impl Trace {
     }
 
     fn client(&mut self, text: String, end: u64) {
-        self.unsent.push_back((end, TraceLine { direction: Direction::Client, text }));
+        self.unsent
+            .push_back((end, TraceLine { connection: self.connection, direction: Direction::Client, text }));
     }
 
     /// A server reply; `in_auth` when it answers an AUTH step.
@@ -68,7 +72,11 @@ impl Trace {
                 _ => String::new(),
             };
             let text = format!("{}{sep}{enhanced}{text}", reply.code());
-            self.lines.push_back(TraceLine { direction: Direction::Server, text });
+            self.lines.push_back(TraceLine {
+                connection: self.connection,
+                direction: Direction::Server,
+                text,
+            });
         }
     }
 
@@ -102,7 +110,7 @@ mod tests {
 
     #[test]
     fn a_command_shows_once_written_and_never_when_dropped() {
-        let mut t = Trace::new(true);
+        let mut t = Trace::new(true, ConnectionId::default());
         t.command(&Command::Noop, b"NOOP\r\n", 6);
         t.command(&Command::Rset, b"RSET\r\n", 12);
         assert!(t.pop().is_none(), "queued is not written");
@@ -116,7 +124,7 @@ mod tests {
 
     #[test]
     fn auth_payloads_are_redacted() {
-        let mut t = Trace::new(true);
+        let mut t = Trace::new(true, ConnectionId::default());
         let cmd = Command::Auth { mechanism: "PLAIN", initial: Some(b"c2VjcmV0") };
         t.command(&cmd, b"AUTH PLAIN c2VjcmV0\r\n", 21);
         t.command(&Command::AuthResponse(b"c2VjcmV0"), b"c2VjcmV0\r\n", 31);
@@ -128,8 +136,19 @@ mod tests {
     }
 
     #[test]
+    fn every_line_carries_the_connection_id() {
+        let mut t = Trace::new(true, ConnectionId(0xc1a2b3));
+        t.command(&Command::Noop, b"NOOP\r\n", 6);
+        t.written(6);
+        t.reply(&Reply::single(250, "ok"), false);
+        let lines: Vec<_> = std::iter::from_fn(|| t.pop()).collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines.iter().all(|l| l.connection == ConnectionId(0xc1a2b3)), "{lines:?}");
+    }
+
+    #[test]
     fn off_records_nothing() {
-        let mut t = Trace::new(false);
+        let mut t = Trace::new(false, ConnectionId::default());
         t.command(&Command::Noop, b"NOOP\r\n", 6);
         t.reply(&Reply::single(250, "ok"), false);
         t.written(6);
