@@ -10,8 +10,8 @@ mod blocking_transcripts;
 mod bulk_policy;
 mod cancel;
 mod connection_id;
-#[cfg(feature = "dkim")]
 mod dial;
+#[cfg(feature = "dkim")]
 mod dkim;
 mod driver;
 mod fuzz_corpus;
