@@ -108,20 +108,20 @@ async fn main() -> ExitCode {
 
     let mut client_builder = match Client::from_url(&url) {
         Ok(b) => b,
-        Err(e) => return fail(2, e),
+        Err(e) => return fail(2, e.report()),
     };
     if let Ok(path) = std::env::var("SMTP_CA_FILE") {
         if !path.is_empty() {
             client_builder = match client_builder.add_root_pem_file(&path) {
                 Ok(b) => b,
-                Err(e) => return fail(2, e),
+                Err(e) => return fail(2, e.report()),
             };
         }
     }
     if let Some(server) = &embedded {
         client_builder = match client_builder.add_root_pem(server.ca_pem().as_bytes()) {
             Ok(b) => b,
-            Err(e) => return fail(2, e),
+            Err(e) => return fail(2, e.report()),
         };
     }
     if std::env::var("SMTP_TRACE").is_ok_and(|v| v == "1") {
@@ -129,7 +129,7 @@ async fn main() -> ExitCode {
     }
     let mut client = match client_builder.connect().await {
         Ok(c) => c,
-        Err(e) => return fail(exit_code_for(&e), e),
+        Err(e) => return fail(exit_code_for(&e), e.report()),
     };
     let result = client.send_message(&message).await;
     let code = report(message.envelope().to(), &result);
@@ -142,7 +142,7 @@ async fn main() -> ExitCode {
     }
     match (code, result) {
         (Some(c), _) => ExitCode::from(c),
-        (None, Err(e)) => fail(exit_code_for(&e), e),
+        (None, Err(e)) => fail(exit_code_for(&e), e.report()),
         (None, Ok(_)) => ExitCode::SUCCESS,
     }
 }

@@ -57,7 +57,7 @@ fn run() -> Result<u8, Failure> {
     let embedded_ca = embedded.as_ref().map(TestServer::ca_pem);
     let transport =
         smtpkit::blocking::transport_from_url_with(&url, |b| cli::configure(b, embedded_ca.as_deref()))
-            .map_err(|e| fail(2, e.to_string()))?;
+            .map_err(|e| fail(2, e.report().to_string()))?;
 
     let options = dsn_options()?;
     let result = transport.send(Outgoing::new(envelope.clone(), message).with_options(options));
@@ -71,7 +71,7 @@ fn run() -> Result<u8, Failure> {
     }
     match (status, result) {
         (Some(code), _) => Ok(code),
-        (None, Err(e)) => Err(fail(exit_code_for(&e), e.to_string())),
+        (None, Err(e)) => Err(fail(exit_code_for(&e), e.report().to_string())),
         (None, Ok(_)) => Ok(0),
     }
 }

@@ -8,11 +8,18 @@ pub mod connect;
 #[cfg(feature = "mime")]
 pub mod mime;
 
+// Everyday use needs no `smtpkit::proto::..` path: every type that `Client`, `ClientBuilder`,
+// `Pool`, `Message` and `Error` take or return is re-exported here. `proto` stays the
+// documented advanced layer for callers who drive the sans-IO core themselves.
 pub use proto::address::{Address, AddressError, EhloName, Envelope, EnvelopeError};
-pub use proto::error::{Error, Extension, Fault, InputError, Phase, ProtocolError};
-pub use proto::params::MessageOptions;
-pub use proto::reply::Reply;
-pub use proto::sasl::{Credentials, Mechanism, Secret};
+pub use proto::capabilities::Capabilities;
+pub use proto::code::ReplyCode;
+pub use proto::dot_stuff::{BodyError, LineEndings};
+pub use proto::enhanced::{Advice, EnhancedStatus};
+pub use proto::error::{Error, Extension, Fault, InputError, Phase, ProtocolError, Report};
+pub use proto::params::{EnvId, MessageOptions, Notify, ParamError, Ret};
+pub use proto::reply::{Reply, ReplyError, ReplyLimits};
+pub use proto::sasl::{Credentials, Mechanism, SaslError, Secret};
 pub use proto::session::{Direction, MessageId, RecipientResult, SendReport, TlsPolicy, TraceLine};
 pub use proto::timeouts::Timeouts;
 

@@ -3,8 +3,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use smtpkit::proto::params::{EnvId, Notify, Ret};
 use smtpkit::{ClientBuilder, Envelope, Error, MessageOptions};
+use smtpkit::{EnvId, Notify, Ret};
 
 /// An error line for stderr and the exit code that goes with it.
 pub struct Failure {

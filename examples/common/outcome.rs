@@ -21,7 +21,7 @@ pub fn report(recipients: &[Address], result: &Result<SendReport, Error>) -> Opt
             Some(if report.rejected().count() == 0 { 0 } else { 1 })
         }
         Err(Error::Ambiguous { cause, .. }) => {
-            println!("ambiguous {cause}");
+            println!("ambiguous {}", cause.report());
             Some(3)
         }
         Err(e @ (Error::Rejected { .. } | Error::RecipientsRejected { .. })) => {

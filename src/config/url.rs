@@ -50,6 +50,13 @@ fn bad(msg: impl Into<String>) -> Error {
     Error::Config(msg.into())
 }
 
+/// Query parameters [`SmtpUrl::parse`] understands.
+const PARAMS: [&str; 4] = ["tls=", "auth=", "proxy=", "chunking="];
+
+fn starts_with_known_param(query: &str) -> bool {
+    PARAMS.iter().any(|p| query.get(..p.len()).is_some_and(|head| head.eq_ignore_ascii_case(p)))
+}
+
 impl SmtpUrl {
     /// Parses a URL. Errors never include the password.
     ///
@@ -73,18 +80,27 @@ impl SmtpUrl {
             "lmtp" => (false, 24, true),
             other => return Err(bad(format!("unsupported URL scheme {other:?} (use smtp, smtps or lmtp)"))),
         };
+        // The query starts at the first `?` followed by a parameter this parser knows: a
+        // proxy URL in the query may hold its own `@` and `/`, which must not be read as
+        // this URL's user information.
+        let query_at = rest
+            .match_indices('?')
+            .map(|(i, _)| i)
+            .find(|&i| rest.get(i + 1..).is_some_and(starts_with_known_param));
+        // Without one, the last `@` of the whole URL ends the user information.
+        let before_query = query_at.and_then(|i| rest.get(..i)).unwrap_or(rest);
         // A `?`, `/` or `#` before the last `@` belongs to the user or password: unescaped
         // there it would cut the URL in the wrong place (and a message naming the piece
         // would show part of the password).
-        if let Some((userinfo, _)) = rest.rsplit_once('@') {
+        if let Some((userinfo, _)) = before_query.rsplit_once('@') {
             if userinfo.contains(['?', '/', '#']) {
                 return Err(bad(
                     "the user name or password contains '?', '/' or '#': percent-encode it (%3F, %2F, %23)",
                 ));
             }
         }
-        let (authority, query) = match rest.split_once('?') {
-            Some((a, q)) => (a, Some(q)),
+        let (authority, query) = match query_at.or_else(|| rest.find('?')) {
+            Some(i) => (rest.get(..i).unwrap_or_default(), rest.get(i + 1..)),
             None => (rest, None),
         };
         let authority = authority.strip_suffix('/').unwrap_or(authority);
@@ -213,6 +229,15 @@ mod tests {
         assert_eq!((u.port, u.tls), (1465, TlsPolicy::Implicit));
         let u = SmtpUrl::parse("lmtp://h?tls=none").unwrap();
         assert_eq!((u.port, u.tls, u.lmtp), (24, TlsPolicy::Disabled, true));
+    }
+
+    #[test]
+    fn a_proxy_url_in_the_query_keeps_its_own_credentials() {
+        let u =
+            SmtpUrl::parse("smtps://me:pw@mail.example.com:465?proxy=socks5://pu:pp@127.0.0.1:1080").unwrap();
+        assert_eq!((u.host.as_str(), u.user.as_deref()), ("mail.example.com", Some("me")));
+        assert_eq!(u.password.unwrap().expose(), "pw");
+        assert!(u.proxy.is_some());
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub fn interleave(addrs: &[SocketAddr]) -> Vec<SocketAddr> {
 
 /// What the dialer should do next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Next {
     /// Start a connection attempt to this address now.
     Start(SocketAddr),

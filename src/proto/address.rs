@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 /// Why an address, domain or EHLO name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AddressError {
     /// The value was empty.
     #[error("empty {0}")]
@@ -333,6 +334,7 @@ pub struct Envelope {
 
 /// Why an envelope could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EnvelopeError {
     /// No recipient was given.
     #[error("an envelope needs at least one recipient")]

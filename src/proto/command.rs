@@ -62,6 +62,7 @@ pub(crate) enum Command<'a> {
 
 /// Why a custom command was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CustomCommandError {
     /// The verb is not 1-20 ASCII letters, digits or `-`.
     #[error("command verb must be 1-20 ASCII letters, digits or '-'")]

@@ -11,6 +11,7 @@ use memchr::memmem;
 
 /// What to do with a bare CR or bare LF in a message body.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LineEndings {
     /// Turn every bare CR and bare LF into CRLF (the default: bodies written with `\n`
     /// line endings just work, and no bare line ending reaches the wire).
@@ -22,6 +23,7 @@ pub enum LineEndings {
 
 /// Why a body cannot be sent.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BodyError {
     /// A NUL octet: RFC 5321 section 4.1.1.4 text is "US-ASCII ... except CR and LF", and
     /// no MTA treats NUL consistently, so it is refused in every mode.

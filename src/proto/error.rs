@@ -124,7 +124,7 @@ impl fmt::Display for Extension {
 #[non_exhaustive]
 pub enum ProtocolError {
     /// A reply could not be parsed or exceeded a limit.
-    #[error("bad reply: {0}")]
+    #[error("bad reply")]
     Reply(#[from] ReplyError),
     /// RFC 3207 section 4.2 / CVE-2011-0411 class: bytes followed the `220` to STARTTLS
     /// before the TLS handshake. They could be injected plaintext, so the session stops.
@@ -192,6 +192,12 @@ pub enum Fault {
 /// A message is *sent* only with `Ok`. [`Error::Ambiguous`] means the link failed after the
 /// final dot was written and before its reply: the message may or may not have been
 /// delivered, so it is neither transient nor permanent and must not be resent blindly.
+///
+/// `Display` gives this error's own words only; what caused it is its
+/// [`source`](std::error::Error::source) (an I/O or TLS error, the failure behind an
+/// ambiguous outcome, a reply that could not be parsed), so no text appears twice when the
+/// chain is walked. [`Error::report`] prints the whole chain on one line. The `Display`
+/// text is for people and is not a stable API: match on variants and accessors instead.
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -213,9 +219,10 @@ pub enum Error {
     },
     /// The link failed after the message was handed over and before the server confirmed
     /// it: the message may or may not have been delivered.
-    #[error("outcome unknown, the message may have been delivered: {cause}")]
+    #[error("outcome unknown, the message may have been delivered")]
     Ambiguous {
-        /// What broke the link.
+        /// What broke the link (also [`source`](std::error::Error::source)).
+        #[source]
         cause: Box<Error>,
         /// Per-recipient results from RCPT.
         recipients: Vec<RecipientResult>,
@@ -224,7 +231,7 @@ pub enum Error {
     #[error("authentication failed: {0}")]
     AuthFailed(Reply),
     /// The server broke the protocol.
-    #[error("protocol error: {0}")]
+    #[error("protocol error")]
     Protocol(#[from] ProtocolError),
     /// A needed extension is missing.
     #[error("server does not offer {0}")]
@@ -245,7 +252,7 @@ pub enum Error {
     #[error("no allowed AUTH mechanism is offered (server offers: {})", .0.join(" "))]
     NoAuthMechanism(Vec<String>),
     /// The caller's input cannot be sent.
-    #[error("invalid input: {0}")]
+    #[error("invalid input")]
     Input(#[from] InputError),
     /// A deadline passed.
     #[error("timed out during {0}")]
@@ -254,11 +261,11 @@ pub enum Error {
     #[error("connection closed by the server during {0}")]
     ConnectionClosed(Phase),
     /// An I/O error.
-    #[error("I/O error: {0}")]
-    Io(Arc<std::io::Error>),
+    #[error("I/O error")]
+    Io(#[source] Arc<std::io::Error>),
     /// TLS failed (handshake, certificate verification).
-    #[error("TLS error: {0}")]
-    Tls(Arc<dyn std::error::Error + Send + Sync>),
+    #[error("TLS error")]
+    Tls(#[source] Arc<dyn std::error::Error + Send + Sync>),
     /// Invalid configuration (URL, certificates, options).
     #[error("configuration error: {0}")]
     Config(String),
@@ -306,7 +313,38 @@ impl From<std::io::Error> for Error {
     }
 }
 
+/// An error and every cause behind it on one line, `outer: cause: root` (see
+/// [`Error::report`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Report<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        // Bounded: a cycle in a foreign error chain must not loop forever.
+        for _ in 0..16 {
+            let Some(next) = cause else { break };
+            write!(f, ": {next}")?;
+            cause = next.source();
+        }
+        Ok(())
+    }
+}
+
 impl Error {
+    /// The error with its whole chain of causes, for a log line or a message to a person:
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let e = smtpkit::Error::Io(Arc::new(std::io::ErrorKind::ConnectionReset.into()));
+    /// assert_eq!(e.to_string(), "I/O error");
+    /// assert_eq!(e.report().to_string(), "I/O error: connection reset");
+    /// ```
+    pub fn report(&self) -> Report<'_> {
+        Report(self)
+    }
+
     /// Who is at fault.
     pub fn fault(&self) -> Fault {
         match self {

@@ -7,6 +7,7 @@ use super::address::Address;
 
 /// `RET=`: how much of the message a DSN returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Ret {
     /// `RET=FULL`: the whole message.
     Full,
@@ -93,6 +94,7 @@ impl EnvId {
 
 /// Why a parameter was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ParamError {
     /// The value is not valid for the parameter.
     #[error("invalid {param} parameter: {reason}")]
@@ -135,6 +137,7 @@ impl MessageOptions {
 
 /// `BODY=` value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Body {
     /// `BODY=7BIT`.
     SevenBit,

@@ -154,6 +154,7 @@ impl Default for ReplyLimits {
 
 /// Why a reply could not be parsed. The connection cannot be trusted after any of these.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReplyError {
     /// A line did not start with a valid three-digit code and separator.
     #[error("malformed reply line: {0:?}")]

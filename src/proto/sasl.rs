@@ -49,6 +49,7 @@ impl From<&str> for Secret<String> {
 
 /// What proves the user's identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SecretKind {
     /// A password or an app-specific authorization code.
     Password,
@@ -185,6 +186,7 @@ impl Mechanism {
 
 /// Why SASL failed on the client side.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SaslError {
     /// The server sent a challenge that is not valid base64.
     #[error("server sent a challenge that is not base64")]

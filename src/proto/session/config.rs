@@ -8,6 +8,7 @@ use super::super::timeouts::Timeouts;
 
 /// How the session secures the connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TlsPolicy {
     /// TLS from the first byte (`smtps://`, port 465). The driver performs the handshake
     /// before the greeting and reports it with [`Session::tls_established`](super::Session::tls_established).

@@ -67,6 +67,8 @@ impl SendReport {
 
 /// Something that happened, for the driver or its caller.
 #[derive(Clone, Debug)]
+// Deliberately exhaustive: a driver must handle every variant, so a new one is a
+// breaking change by design, never a silently ignored wildcard arm.
 pub enum Event {
     /// The server's `220` greeting.
     Greeting(Reply),
@@ -92,6 +94,8 @@ pub enum Event {
 
 /// What the session needs from the driver once [`Session::poll_transmit`](super::Session::poll_transmit) has nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+// Deliberately exhaustive: a driver must handle every variant, so a new one is a
+// breaking change by design, never a silently ignored wildcard arm.
 pub enum Want {
     /// Read more input (a reply is outstanding), until [`Session::poll_timeout`](super::Session::poll_timeout).
     Read,
@@ -105,6 +109,7 @@ pub enum Want {
 
 /// Who wrote a transcript line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Direction {
     /// The client.
     Client,
