@@ -42,6 +42,9 @@ pub enum Counter {
     ConnectionsFailed,
     /// A pooled connection was closed (broken, expired, failed probe, shutdown).
     ConnectionsDiscarded,
+    /// An opened connection's TLS handshake resumed an earlier session (no full
+    /// handshake): the share of resumed handshakes shows whether session tickets work.
+    TlsResumed,
     /// A message was handed over for sending (counted once, whatever its retries).
     MessagesSubmitted,
     /// A message was accepted (2xx to the final dot).
@@ -63,11 +66,12 @@ pub enum Counter {
 }
 
 impl Counter {
-    const ALL: [Counter; 13] = [
+    const ALL: [Counter; 14] = [
         Counter::ConnectionsOpened,
         Counter::ConnectionsReused,
         Counter::ConnectionsFailed,
         Counter::ConnectionsDiscarded,
+        Counter::TlsResumed,
         Counter::MessagesSubmitted,
         Counter::MessagesSent,
         Counter::MessagesRejectedTransient,
@@ -86,6 +90,7 @@ impl Counter {
             Counter::ConnectionsReused => ("smtpkit_connections_total", "event=\"reused\""),
             Counter::ConnectionsFailed => ("smtpkit_connections_total", "event=\"failed\""),
             Counter::ConnectionsDiscarded => ("smtpkit_connections_total", "event=\"discarded\""),
+            Counter::TlsResumed => ("smtpkit_tls_resumed_total", ""),
             Counter::MessagesSubmitted => ("smtpkit_messages_submitted_total", ""),
             Counter::MessagesSent => ("smtpkit_messages_total", "outcome=\"sent\""),
             Counter::MessagesRejectedTransient => {
@@ -174,11 +179,24 @@ pub fn rejection_class(e: &Error) -> Counter {
     }
 }
 
-/// Opens a connection with `connector`, counting it opened or failed.
+/// Opens a connection with `connector`, counting it opened or failed (and resumed, see
+/// [`count_opened`]).
 pub async fn connect_observed(connector: &Connector, metrics: &dyn Metrics) -> Result<Client, Error> {
     let result = connector.connect().await;
-    metrics.count(if result.is_ok() { Counter::ConnectionsOpened } else { Counter::ConnectionsFailed }, 1);
+    match &result {
+        Ok(client) => count_opened(metrics, client),
+        Err(_) => metrics.count(Counter::ConnectionsFailed, 1),
+    }
     result
+}
+
+/// Counts a freshly opened `client`: opened, and [`Counter::TlsResumed`] when its TLS
+/// handshake resumed an earlier session ([`Client::tls_resumed`]).
+pub fn count_opened(metrics: &dyn Metrics, client: &Client) {
+    metrics.count(Counter::ConnectionsOpened, 1);
+    if client.tls_resumed() == Some(true) {
+        metrics.count(Counter::TlsResumed, 1);
+    }
 }
 
 /// [`Client::send`] on a bare client, counted: submitted, then its outcome, recipients and
@@ -293,11 +311,13 @@ mod tests {
         let r = Registry::new();
         r.count(Counter::ConnectionsOpened, 2);
         r.count(Counter::MessagesRejectedPermanent, 1);
+        r.count(Counter::TlsResumed, 1);
         r.observe(Histogram::SendLatency, Duration::from_millis(3));
         r.observe(Histogram::SendLatency, Duration::from_secs(60));
         let text = r.render_prometheus();
         assert!(text.contains("smtpkit_connections_total{event=\"opened\"} 2\n"), "{text}");
         assert!(text.contains("smtpkit_messages_total{outcome=\"rejected\",class=\"5xx\"} 1\n"));
+        assert!(text.contains("# TYPE smtpkit_tls_resumed_total counter\nsmtpkit_tls_resumed_total 1\n"));
         assert!(text.contains("smtpkit_send_latency_seconds_bucket{le=\"0.0025\"} 0\n"));
         assert!(text.contains("smtpkit_send_latency_seconds_bucket{le=\"0.005\"} 1\n"));
         assert!(text.contains("smtpkit_send_latency_seconds_bucket{le=\"10\"} 1\n"));

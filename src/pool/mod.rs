@@ -467,6 +467,9 @@ impl Pool {
         };
         bump(&self.inner.counters.opened, 1, "opened");
         self.inner.config.policy.count(Counter::ConnectionsOpened);
+        if opened.tls_resumed() == Some(true) {
+            self.inner.config.policy.count(Counter::TlsResumed);
+        }
         let now = Instant::now();
         Ok(PooledClient::new(
             Idle { client: opened, born: now, since: now, messages: 0 },

@@ -22,7 +22,7 @@ use smtpkit::{Client, ClientBuilder, Envelope, Error, MessageOptions, TlsPolicy}
 const MAX_POLLS: usize = 5_000;
 
 /// Polls `fut` at most `n` times; `None` when it was still pending then (it is dropped).
-async fn poll_at_most<F: Future>(fut: F, n: usize) -> Option<F::Output> {
+pub(crate) async fn poll_at_most<F: Future>(fut: F, n: usize) -> Option<F::Output> {
     let mut fut = pin!(fut);
     let mut polls = 0;
     poll_fn(|cx| {

@@ -19,6 +19,23 @@
 //! - a TLS peer that drops the connection without close_notify after `221` still gives a
 //!   clean QUIT.
 //!
+//! In one session in six the caller cuts a send: the `send` (or `send_many`) future is
+//! dropped after a random number of polls, then the caller calls `quit()` or `noop()`.
+//! The caller-cut rule, checked when the cut happened (the send was still pending):
+//! - the follow-up, and every later send on that client, returns `Error::Cancelled` on
+//!   its first poll;
+//! - nothing is written after the cut: the client's completed writes when the session
+//!   ends are exactly those at the cut, and the server received a prefix of them (so no
+//!   command line and no second end of data follows the cut);
+//! - a message whose future was dropped ("cut") got no outcome, so the caller never
+//!   resends it; the server commits it at most once, only on the cut connection, and only
+//!   if its end of data was among the client's completed writes at the cut;
+//! - messages after the cut failed `Cancelled`, were never committed on the cut connection,
+//!   and the clean retry delivers them once.
+//!
+//! So every committed message was reported sent or ambiguous, or was cut by the caller
+//! after its end of data was written.
+//!
 //! Some sessions authenticate first (AUTH PLAIN, faults at the AUTH step too), and one
 //! message in eight carries a body that spans many writes (64 KB to 1 MB, and now and then
 //! 8 MB), with byte-offset faults anywhere in it.
@@ -39,6 +56,8 @@ use smtpkit::testing::{Fault, FaultRule, Step, TestServer};
 use smtpkit::{Client, Credentials, Envelope, Error, MessageOptions, Timeouts, TlsPolicy};
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::time::Instant;
+
+use crate::cancel::poll_at_most;
 
 /// The in-memory link with a record of every octet whose write completed, in order.
 struct Recorder {
@@ -133,6 +152,16 @@ struct Plan {
     starttls: bool,
     auth: bool,
     padding: Vec<usize>,
+    cut: Option<Cut>,
+}
+
+/// The caller drops the send of message `message` (or, in a batch, the `send_many`)
+/// after `polls` polls, then calls `quit()` (`then_quit`) or `noop()`.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    message: usize,
+    polls: usize,
+    then_quit: bool,
 }
 
 fn plan(rng: &mut Rng) -> Plan {
@@ -181,17 +210,16 @@ fn plan(rng: &mut Rng) -> Plan {
     // TLS EOF without close_notify after 221.
     let (step, fault) =
         if starttls && rng.below(4) == 0 { (Step::Quit, Fault::ReplyThenDrop) } else { (step, fault) };
-    Plan {
-        step,
-        fault,
-        messages,
-        batch: rng.below(2) == 0,
-        pipelining: rng.below(5) != 0,
-        chunking,
-        starttls,
-        auth,
-        padding,
-    }
+    let batch = rng.below(2) == 0;
+    let pipelining = rng.below(5) != 0;
+    // One session in six is cut by the caller. A short send completes in 3 to 6 polls, a
+    // long body takes more.
+    let cut = (rng.below(6) == 0).then(|| {
+        let message = rng.below(messages as u64) as usize;
+        let most = if padding[message] > 10_000 { 48 } else { 3 };
+        Cut { message, polls: 1 + rng.below(most) as usize, then_quit: rng.below(2) == 0 }
+    });
+    Plan { step, fault, messages, batch, pipelining, chunking, starttls, auth, padding, cut }
 }
 
 /// Faults that can lose or withhold the reply to a dot (the only ones that may make a
@@ -215,6 +243,8 @@ enum Outcome {
     Sent,
     Ambiguous,
     Failed(String),
+    /// The caller dropped the future before it gave an outcome.
+    Cut,
 }
 
 fn outcome(result: &Result<smtpkit::SendReport, Error>) -> Outcome {
@@ -263,6 +293,115 @@ async fn send_all(client: &mut Client, items: Vec<Bytes>, batch: bool) -> Vec<Ou
     }
 }
 
+/// Sends `items` like [`send_all`], but drops the future per `cut`, then makes the
+/// follow-up call (`starttls`: see below for `quit()`). Returns the outcomes, when the cut fell while the send was pending how
+/// many octets the client had written by then, and otherwise the result of the usual
+/// `quit()` (if the client was still reusable). Asserts the follow-up and
+/// every later send fail `Cancelled` on their first poll (under TLS, `quit()` within the
+/// 1 s bound of its transport shutdown).
+async fn send_cut(
+    mut client: Client,
+    items: Vec<Bytes>,
+    (batch, starttls): (bool, bool),
+    cut: Cut,
+    written: &Mutex<Vec<u8>>,
+    ctx: &str,
+) -> (Vec<Outcome>, Option<usize>, Option<Result<(), Error>>) {
+    let n = items.len();
+    let mut out = Vec::new();
+    let mut at = None;
+    if batch {
+        let work = items.into_iter().map(|b| (envelope(), b, MessageOptions::default()));
+        match poll_at_most(client.send_many(work), cut.polls).await {
+            Some(results) => out.extend(results.iter().map(outcome)),
+            None => out = vec![Outcome::Cut; n],
+        }
+        at = out.first().is_some_and(|o| *o == Outcome::Cut).then(|| written.lock().expect("ok").len());
+    } else {
+        for (k, b) in items.into_iter().enumerate() {
+            if at.is_some() {
+                // After the cut: fails at once, writes nothing.
+                let r = poll_at_most(client.send(&envelope(), b), 1).await;
+                assert!(matches!(r, Some(Err(Error::Cancelled))), "{ctx}: send after the cut: {r:?}");
+                out.push(Outcome::Failed("cancelled".into()));
+            } else if k == cut.message {
+                match poll_at_most(client.send(&envelope(), b), cut.polls).await {
+                    Some(r) => out.push(outcome(&r)),
+                    None => {
+                        out.push(Outcome::Cut);
+                        at = Some(written.lock().expect("ok").len());
+                    }
+                }
+            } else {
+                out.push(outcome(&client.send(&envelope(), b).await));
+            }
+        }
+    }
+    if at.is_none() {
+        let goodbye = if client.is_reusable() { Some(client.quit().await) } else { None };
+        return (out, None, goodbye);
+    }
+    assert!(client.is_cancelled() && !client.is_reusable(), "{ctx}: not cancelled after the cut");
+    if cut.then_quit && starttls {
+        // `quit()` writes nothing but shuts the transport down: under TLS that is a
+        // close_notify, which waits (at most 1 s) for a peer that stopped reading.
+        let started = Instant::now();
+        let r = tokio::time::timeout(Duration::from_secs(2), client.quit()).await;
+        assert!(matches!(r, Ok(Err(Error::Cancelled))), "{ctx}: quit after the cut: {r:?}");
+        assert!(
+            started.elapsed() <= Duration::from_secs(1),
+            "{ctx}: quit after the cut took {:?}",
+            started.elapsed()
+        );
+    } else if cut.then_quit {
+        let r = poll_at_most(client.quit(), 1).await;
+        assert!(matches!(r, Some(Err(Error::Cancelled))), "{ctx}: quit after the cut: {r:?}");
+    } else {
+        let r = poll_at_most(client.noop(), 1).await;
+        assert!(matches!(r, Some(Err(Error::Cancelled))), "{ctx}: noop after the cut: {r:?}");
+        drop(client);
+    }
+    (out, at, None)
+}
+
+/// Under TLS the octets after a cut may only be the transport shutdown: rustls flushes the
+/// records it sealed before the cut (plaintext the driver had handed over, so the server
+/// sees a longer prefix of the same flight, never a new one) and then a close_notify. From
+/// the raw link this is checked as framing: from the STARTTLS handshake on, the stream
+/// parses as whole TLS records (no plaintext after the cut), and when it ends on a record
+/// boundary the last one is alert-sized (two octets of alert, one of content type, a
+/// 16-octet tag: 19; a command such as `QUIT` CRLF would make 23). A stream that ends
+/// inside a record is a flush cut short by the shutdown's 1 s bound.
+fn tls_shutdown_only(written: &[u8], at: usize) -> bool {
+    let Some(mut pos) = find(written, b"STARTTLS\r\n", 0).map(|i| i + b"STARTTLS\r\n".len()) else {
+        return false;
+    };
+    let mut last = None;
+    while pos + 5 <= written.len() {
+        let header = &written[pos..pos + 5];
+        if !(0x14..=0x17).contains(&header[0]) || header[1] != 3 {
+            return false;
+        }
+        last = Some(header.to_vec());
+        pos += 5 + usize::from(u16::from_be_bytes([header[3], header[4]]));
+    }
+    let on_boundary = pos == written.len();
+    written.len() > at && (!on_boundary || last.as_deref() == Some(&[0x17, 0x03, 0x03, 0x00, 0x13][..]))
+}
+
+/// No octet was written after the cut (the client is gone by now) but, under TLS, the
+/// transport shutdown ([`tls_shutdown_only`]); and the server received a prefix of what
+/// was written (for plain sessions, where both are cleartext).
+fn check_nothing_after_cut(server: &TestServer, conn: usize, written: &[u8], at: usize, p: &Plan, ctx: &str) {
+    let after = written.len() - at;
+    let shutdown = p.starttls && tls_shutdown_only(written, at);
+    assert!(after == 0 || shutdown, "{ctx}: {after} octets written after the cut");
+    if !p.starttls {
+        let got = &server.received_bytes_with_secrets()[conn];
+        assert!(written.starts_with(got), "{ctx}: the server received octets the client never wrote");
+    }
+}
+
 fn sum(t: &Timeouts) -> Duration {
     t.connect
         + t.tls_handshake
@@ -285,6 +424,11 @@ struct Figures {
     failed: usize,
     retried_sent: usize,
     committed: usize,
+    /// Sessions whose send the caller cut while it was pending.
+    cuts: usize,
+    /// Messages whose future was dropped, and those of them the server committed.
+    cut_messages: usize,
+    cut_committed: usize,
     checks: usize,
 }
 
@@ -302,21 +446,26 @@ async fn delivery_ledger() {
         run_block(block * BLOCK, plans, seed, bound, &mut figures).await;
     }
     eprintln!(
-        "ledger: {} sessions ({} faults fired), {} messages: {} sent, {} ambiguous, {} failed \
-         (all {} sent on retry), {} committed by the server; {} invariant checks",
+        "ledger: {} sessions ({} faults fired, {} cut by the caller), {} messages: {} sent, {} ambiguous, \
+         {} failed (all {} sent on retry), {} cut ({} of them committed), {} committed by the server; \
+         {} invariant checks",
         figures.sessions,
         figures.faults_fired,
+        figures.cuts,
         figures.messages,
         figures.sent,
         figures.ambiguous,
         figures.failed,
         figures.retried_sent,
+        figures.cut_messages,
+        figures.cut_committed,
         figures.committed,
         figures.checks
     );
-    // The run exercised every outcome.
+    // The run exercised every outcome (cuts need enough sessions to be drawn).
     assert!(figures.sent > 0 && figures.ambiguous > 0 && figures.failed > 0, "{figures:?}");
-    assert_eq!(figures.messages, figures.sent + figures.ambiguous + figures.failed);
+    assert!(sessions < 100 || figures.cuts > 0, "{figures:?}");
+    assert_eq!(figures.messages, figures.sent + figures.ambiguous + figures.failed + figures.cut_messages);
 }
 
 /// Sessions per server.
@@ -331,8 +480,8 @@ async fn run_block(first: usize, plans: &[Plan], seed: u64, bound: Duration, fig
         .enumerate()
         .fold(base, |b, (i, p)| b.fault(FaultRule::new(p.step, p.fault.clone()).on_connection(2 * i).once()));
     let server = builder.start().await.expect("server");
-    let (sent_before, retried_before, ambiguous_before) =
-        (figures.sent, figures.retried_sent, figures.ambiguous);
+    let (sent_before, retried_before, ambiguous_before, cut_before) =
+        (figures.sent, figures.retried_sent, figures.ambiguous, figures.cut_messages);
     for (i, p) in plans.iter().enumerate() {
         let session = first + i;
         let ctx = format!("seed {seed:#x} session {session} {p:?}");
@@ -359,21 +508,34 @@ async fn run_block(first: usize, plans: &[Plan], seed: u64, bound: Duration, fig
         let written = Arc::new(Mutex::new(Vec::new()));
         let link = Recorder { inner: server.connect_in_memory(), written: written.clone() };
         let mut quit = None;
-        let first = match connector.connect_with(link).await {
-            Ok(mut client) => {
+        let mut cut_at = None;
+        let first = match (connector.connect_with(link).await, p.cut) {
+            (Ok(client), Some(cut)) => {
+                let (out, at, goodbye) =
+                    send_cut(client, items.clone(), (p.batch, p.starttls), cut, &written, &ctx).await;
+                (cut_at, quit) = (at, goodbye);
+                out
+            }
+            (Ok(mut client), None) => {
                 let out = send_all(&mut client, items.clone(), p.batch).await;
                 if client.is_reusable() {
                     quit = Some(client.quit().await);
                 }
                 out
             }
-            Err(e) => vec![Outcome::Failed(format!("connect: {e}")); p.messages],
+            (Err(e), _) => vec![Outcome::Failed(format!("connect: {e}")); p.messages],
         };
-        if matches!((p.step, &p.fault), (Step::Quit, Fault::ReplyThenDrop)) {
+        if matches!((p.step, &p.fault), (Step::Quit, Fault::ReplyThenDrop)) && cut_at.is_none() {
             assert!(matches!(quit, Some(Ok(()))), "{ctx}: 221 then EOF without close_notify: {quit:?}");
             figures.checks += 1;
         }
         let written = written.lock().expect("not poisoned").clone();
+        if let Some(at) = cut_at {
+            check_nothing_after_cut(&server, 2 * i, &written, at, p, &ctx);
+            figures.cuts += 1;
+            // The follow-up (asserted in `send_cut`), nothing after the cut, the prefix.
+            figures.checks += 3;
+        }
         let took = started.elapsed();
         assert!(took <= bound, "{ctx}: took {took:?}, bound {bound:?}");
         figures.checks += 1;
@@ -415,6 +577,19 @@ async fn run_block(first: usize, plans: &[Plan], seed: u64, bound: Duration, fig
                     assert_eq!(committed_first, 0, "{ctx}: a failed message was committed");
                     assert_eq!(committed_retry, 1, "{ctx}: the retry must commit it once");
                 }
+                Outcome::Cut => {
+                    let before = &written[..cut_at.expect("a cut outcome has a cut")];
+                    assert_eq!(committed_retry, 0, "{ctx}: a cut message is never resent");
+                    if committed_first == 1 {
+                        figures.cut_committed += 1;
+                        // Under STARTTLS the record is ciphertext after the handshake.
+                        assert!(
+                            p.starttls || end_of_data_written(before, &id, p.chunking),
+                            "{ctx}: cut and committed, but its end of data was not written before the cut"
+                        );
+                    }
+                    figures.cut_messages += 1;
+                }
                 Outcome::Ambiguous => {
                     ambiguous_here += 1;
                     // Under STARTTLS the record is ciphertext after the handshake.
@@ -441,7 +616,7 @@ async fn run_block(first: usize, plans: &[Plan], seed: u64, bound: Duration, fig
             figures.checks += 4;
         }
         assert!(ambiguous_here <= 1, "{ctx}: {ambiguous_here} ambiguous messages on one connection");
-        if !fired {
+        if !fired && cut_at.is_none() {
             assert!(first.iter().all(|o| *o == Outcome::Sent), "{ctx}: no fault, yet {first:?}");
         }
         figures.messages += p.messages;
@@ -453,12 +628,13 @@ async fn run_block(first: usize, plans: &[Plan], seed: u64, bound: Duration, fig
     let committed = server.messages().len();
     figures.committed += committed;
     // Every committed message is accounted for: sent first time, sent on retry, or one of
-    // the ambiguous ones the server happened to keep.
-    let (sent, retried, ambiguous) = (
+    // the ambiguous or caller-cut ones the server happened to keep.
+    let (sent, retried, ambiguous, cut) = (
         figures.sent - sent_before,
         figures.retried_sent - retried_before,
         figures.ambiguous - ambiguous_before,
+        figures.cut_messages - cut_before,
     );
-    assert!(committed >= sent + retried && committed <= sent + retried + ambiguous, "{figures:?}");
+    assert!(committed >= sent + retried && committed <= sent + retried + ambiguous + cut, "{figures:?}");
     figures.checks += 1;
 }

@@ -2,8 +2,11 @@
 //! every connection after the first resumes, against the in-process server and Postfix
 //! (STARTTLS and implicit TLS). The connect times printed are informative, not asserted.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use smtpkit::metrics::{Counter, Registry, connect_observed};
+use smtpkit::pool::Pool;
 use smtpkit::testing::TestServer;
 use smtpkit::{Client, Connector, TlsPolicy};
 
@@ -89,4 +92,37 @@ async fn postfix_resumes_across_connections() {
         // resumed one, and rustls uses each ticket once: every other connection resumes.
         report(what, &resumed, full, again, false);
     }
+}
+
+/// The pool counts resumed handshakes in its metrics: of two connections opened over
+/// STARTTLS, the first is a full handshake and the second resumes, so the Prometheus text
+/// shows two opened and one resumed.
+#[tokio::test]
+async fn pool_metrics_count_the_second_connection_as_resumed() {
+    let server = TestServer::builder().starttls(true).start().await.unwrap();
+    let connector = Client::builder("localhost")
+        .port(server.addr().port())
+        .tls(TlsPolicy::Required)
+        .without_native_roots()
+        .add_root_pem(server.ca_pem().as_bytes())
+        .unwrap()
+        .build()
+        .unwrap();
+    let registry = Arc::new(Registry::new());
+    let pool = Pool::builder(connector.clone()).max_connections(2).metrics(registry.clone()).build();
+    // Both held at once, so the pool opens two connections.
+    let first = pool.get().await.unwrap();
+    assert_eq!(registry.get(Counter::TlsResumed), 0, "a first handshake cannot resume");
+    let second = pool.get().await.unwrap();
+    drop((first, second));
+    let text = registry.render_prometheus();
+    assert_eq!(registry.get(Counter::ConnectionsOpened), 2, "{text}");
+    assert!(text.contains("smtpkit_tls_resumed_total 1\n"), "{text}");
+    pool.close().await;
+    // A bare client counted by `connect_observed` resumes from the same store too.
+    let bare = Registry::new();
+    let client = connect_observed(&connector, &bare).await.unwrap();
+    assert_eq!((bare.get(Counter::ConnectionsOpened), bare.get(Counter::TlsResumed)), (1, 1));
+    client.quit().await.unwrap();
+    server.shutdown().await;
 }
