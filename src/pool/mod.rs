@@ -178,7 +178,8 @@ pub struct PoolStats {
     pub opened: u64,
     /// Connection attempts that failed.
     pub connect_failures: u64,
-    /// Checkouts served by an idle connection instead of a new one.
+    /// Times a connection served again: a checkout served by an idle connection instead of
+    /// a new one, and every message after the first within one checkout.
     pub reused: u64,
     /// Connections closed by the pool: broken, expired, failed probe, or at shutdown.
     pub discarded: u64,
@@ -564,6 +565,10 @@ pub struct PooledClient {
     conn: Option<Idle>,
     _permit: OwnedSemaphorePermit,
     pool: Arc<Inner>,
+    /// Messages sent during this checkout: every one after the first reuses the
+    /// connection (a bulk worker keeps its connection for thousands of messages, which
+    /// checkouts alone would count as no reuse at all).
+    sent: u64,
 }
 
 impl fmt::Debug for PooledClient {
@@ -578,7 +583,7 @@ impl fmt::Debug for PooledClient {
 impl PooledClient {
     fn new(conn: Idle, permit: OwnedSemaphorePermit, pool: Arc<Inner>) -> Self {
         pool.in_use.fetch_add(1, Ordering::Relaxed);
-        Self { conn: Some(conn), _permit: permit, pool }
+        Self { conn: Some(conn), _permit: permit, pool, sent: 0 }
     }
 
     fn conn(&mut self) -> &mut Idle {
@@ -588,9 +593,19 @@ impl PooledClient {
 
     fn count<T>(&mut self, results: &[Result<T, Error>]) {
         self.conn().messages += results.len() as u64;
+        self.count_reuse(results.len() as u64);
         let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
         bump(&self.pool.counters.messages, ok, "messages");
         bump(&self.pool.counters.failures, results.len() as u64 - ok, "failures");
+    }
+
+    /// Counts `n` more messages of this checkout; all but the checkout's first reuse it.
+    fn count_reuse(&mut self, n: u64) {
+        let reuses = if self.sent == 0 { n.saturating_sub(1) } else { n };
+        self.sent += n;
+        if reuses > 0 {
+            bump(&self.pool.counters.reused, reuses, "reused");
+        }
     }
 
     /// Sends one message (see [`Client::send`]).
@@ -643,6 +658,7 @@ impl PooledClient {
     /// last one, an outstanding `RSET` is completed so the connection can go back.
     pub async fn next_outcome(&mut self) -> Option<(MessageId, Result<SendReport, Error>)> {
         let outcome = self.conn().client.next_outcome().await?;
+        self.count_reuse(1);
         let ok = u64::from(outcome.1.is_ok());
         bump(&self.pool.counters.messages, ok, "messages");
         bump(&self.pool.counters.failures, 1 - ok, "failures");

@@ -496,3 +496,22 @@ async fn pool_errors_offer_the_predicates_of_errors() {
     assert!(pool.get().await.unwrap_err().is_permanent());
     server.shutdown().await;
 }
+
+/// Issue 11 #4: a bulk worker keeps its connection for every message, so counting only
+/// checkouts served from idle read `reused == 0` after thousands of messages. Every message
+/// after the first on a connection now counts as a reuse.
+#[tokio::test]
+async fn bulk_sending_counts_every_further_message_on_a_connection_as_reused() {
+    let server = TestServer::builder().start().await.unwrap();
+    let pool = tcp_pool(&server).max_connections(2).build();
+    let outgoing: Vec<Outgoing> =
+        (0..200).map(|i| Outgoing::new(envelope(&["a@example.com"]), message(i))).collect();
+    let outcomes = pool.send_all_with(outgoing, &BulkOptions::default().batch(10), |_| {}).await;
+    assert!(outcomes.iter().all(|o| o.is_sent()));
+    let stats = pool.stats();
+    assert_eq!((stats.messages, stats.failures), (200, 0), "{stats:?}");
+    assert!(stats.opened <= 2, "{stats:?}");
+    // Each message but the first on each connection went over a reused connection.
+    assert!(stats.reused >= 200 - stats.opened, "{stats:?}");
+    server.shutdown().await;
+}
