@@ -10,6 +10,7 @@
 //! send with DATA even where the server offers CHUNKING; `chunking=on` (`true`, `yes`) keeps
 //! the default, BDAT when offered.
 
+use crate::connect::proxy::percent_decode;
 use crate::proto::error::Error;
 use crate::proto::sasl::{Mechanism, Secret};
 use crate::proto::session::TlsPolicy;
@@ -210,29 +211,6 @@ fn split_host_port(hostport: &str, default_port: u16) -> Result<(String, u16), E
     Ok((host.to_string(), port))
 }
 
-fn percent_decode(s: &str, what: &str) -> Result<String, Error> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                // Two hex digits: `from_str_radix` alone would also take `+5`.
-                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| bad(format!("bad percent-encoding in {what}")))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| bad(format!("{what} is not UTF-8 after percent-decoding")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +251,12 @@ mod tests {
             let err = SmtpUrl::parse(bad).unwrap_err();
             assert!(matches!(&err, Error::Config(m) if m.contains("chunking=")), "{bad}: {err:?}");
         }
+    }
+
+    #[test]
+    fn proxy_credentials_are_decoded_as_strictly_as_the_url_s() {
+        assert!(crate::connect::Proxy::parse("socks5://u:%+5@127.0.0.1:1080").is_err());
+        assert!(crate::connect::Proxy::parse("socks5://u:%41@127.0.0.1:1080").is_ok());
     }
 
     #[test]

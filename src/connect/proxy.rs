@@ -152,7 +152,8 @@ fn split_host_port(hostport: &str, default_port: u16) -> Result<(String, u16), E
     Ok((host.to_string(), port))
 }
 
-/// Percent-decodes one URL component (RFC 3986 section 2.1).
+/// Percent-decodes one URL component (RFC 3986 section 2.1): the SMTP URL and the proxy
+/// URL share it.
 pub(crate) fn percent_decode(s: &str, what: &str) -> Result<String, Error> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -161,6 +162,8 @@ pub(crate) fn percent_decode(s: &str, what: &str) -> Result<String, Error> {
         if b == b'%' {
             let hex = bytes
                 .get(i + 1..i + 3)
+                // Two hex digits: `from_str_radix` alone would also take `+5`.
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
                 .ok_or_else(|| bad(format!("bad percent-encoding in {what}")))?;
