@@ -84,11 +84,7 @@ impl RetryPolicy {
     /// messages refused at once spread out instead of returning together. `random` is any
     /// random number.
     pub fn delay(&self, next: u32, random: u64) -> Duration {
-        let doublings = next.saturating_sub(2).min(30);
-        let full = self.base_delay.saturating_mul(1 << doublings).min(self.max_delay);
-        let half = full / 2;
-        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        half + Duration::from_nanos(if nanos == 0 { 0 } else { random % (nanos + 1) })
+        backoff(self.base_delay, self.max_delay, next.saturating_sub(2), random)
     }
 
     /// Whether attempt `next` may start `delay` from now, `elapsed` after the first one.
@@ -171,6 +167,16 @@ pub fn waiting_helps(reply: &Reply) -> bool {
         None => true,
         Some(s) => !matches!(s.advice(), Advice::BadAddress | Advice::Protocol | Advice::Content),
     }
+}
+
+/// `base` doubled `doublings` times, capped at `max`, with "equal jitter": half of it fixed
+/// and a random part (from `random`) of the other half, so many clients refused at once do
+/// not come back together. Shared by the retry policy and the pool's connect breaker.
+pub(crate) fn backoff(base: Duration, max: Duration, doublings: u32, random: u64) -> Duration {
+    let full = base.saturating_mul(1 << doublings.min(30)).min(max);
+    let half = full / 2;
+    let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+    half + Duration::from_nanos(if nanos == 0 { 0 } else { random % (nanos + 1) })
 }
 
 /// A random number for jitter; not for anything secret.

@@ -158,13 +158,9 @@ impl Breaker {
             self.opened.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let doublings = (s.consecutive - 1).min(30);
-        let full = self.config.base_delay.saturating_mul(1 << doublings).min(self.config.max_delay);
-        // Equal jitter: half fixed, half random, so many clients do not return together.
-        let half = full / 2;
-        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
         let r = self.next_random();
-        s.not_before = Some(now + half + Duration::from_nanos(if nanos == 0 { 0 } else { r % (nanos + 1) }));
+        let wait = crate::retry::backoff(self.config.base_delay, self.config.max_delay, s.consecutive - 1, r);
+        s.not_before = Some(now + wait);
     }
 
     fn next_random(&self) -> u64 {
