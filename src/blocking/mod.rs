@@ -30,6 +30,7 @@ use crate::proto::capabilities::Capabilities;
 use crate::proto::error::Error;
 use crate::proto::params::MessageOptions;
 use crate::proto::reply::Reply;
+use crate::proto::session::batch::Batch;
 use crate::proto::session::{Event, OpId, SendReport, Session};
 use crate::transport::Outgoing;
 use driver::Driver;
@@ -173,34 +174,17 @@ impl Client {
         &mut self,
         messages: impl IntoIterator<Item = Outgoing>,
     ) -> Vec<Result<SendReport, Error>> {
-        let mut ids = Vec::new();
-        let mut results: Vec<Option<Result<SendReport, Error>>> = Vec::new();
-        for m in messages {
-            match self.driver.session.send_message(m.envelope, m.message, m.options) {
-                Ok(id) => {
-                    ids.push(Some(id));
-                    results.push(None);
-                }
-                Err(e) => {
-                    ids.push(None);
-                    results.push(Some(Err(e)));
-                }
-            }
-        }
-        let mut missing = results.iter().filter(|r| r.is_none()).count();
-        if missing > 0 {
+        let messages = messages.into_iter().map(|m| (m.envelope, m.message, m.options));
+        let mut batch = Batch::queue(&mut self.driver.session, messages);
+        if batch.is_waiting() {
+            // Outcomes of other messages cannot be pending here: the blocking client has no
+            // `submit`, so every event but the batch's is of no use to anyone.
             self.driver.run_until(|ev| {
-                if let Event::Message { id, result } = ev {
-                    let slot = ids.iter().position(|i| *i == Some(id)).and_then(|pos| results.get_mut(pos));
-                    if let Some(slot) = slot {
-                        *slot = Some(result);
-                        missing -= 1;
-                    }
-                }
-                (missing == 0).then_some(())
+                let _ = batch.take(ev);
+                (!batch.is_waiting()).then_some(())
             });
         }
-        results.into_iter().map(|r| r.unwrap_or(Err(Error::SessionClosed))).collect()
+        batch.finish()
     }
 
     /// Sends NOOP and returns the reply.

@@ -24,6 +24,7 @@ use crate::proto::capabilities::Capabilities;
 use crate::proto::error::{Error, Phase};
 use crate::proto::params::MessageOptions;
 use crate::proto::reply::Reply;
+use crate::proto::session::batch::Batch;
 use crate::proto::session::{Event, MessageId, SendReport, Session};
 
 pub use crate::config::{ClientBuilder, TokenFuture, TokenProvider, url::SmtpUrl};
@@ -211,40 +212,20 @@ impl Client {
         if let Err(e) = self.enter() {
             return messages.into_iter().map(|_| Err(e.clone())).collect();
         }
-        let mut ids = Vec::new();
-        let mut results: Vec<Option<Result<SendReport, Error>>> = Vec::new();
-        for (envelope, body, options) in messages {
-            match self.driver.session.send_message(envelope, body, options) {
-                Ok(id) => {
-                    ids.push(Some(id));
-                    results.push(None);
-                }
-                Err(e) => {
-                    ids.push(None);
-                    results.push(Some(Err(e)));
-                }
-            }
-        }
-        let mut missing = results.iter().filter(|r| r.is_none()).count();
-        if missing > 0 {
+        let mut batch = Batch::queue(&mut self.driver.session, messages);
+        if batch.is_waiting() {
+            let outcomes = &mut self.outcomes;
             self.driver
                 .run_until(|ev| {
-                    match ev {
-                        Event::Message { id, result } if ids.contains(&Some(id)) => {
-                            let pos = ids.iter().position(|i| *i == Some(id));
-                            if let Some(slot) = pos.and_then(|pos| results.get_mut(pos)) {
-                                *slot = Some(result);
-                                missing -= 1;
-                            }
-                        }
-                        other => stash(&mut self.outcomes, other),
+                    if let Some(other) = batch.take(ev) {
+                        stash(outcomes, other);
                     }
-                    (missing == 0).then_some(())
+                    (!batch.is_waiting()).then_some(())
                 })
                 .await;
         }
         done(&mut self.busy);
-        results.into_iter().map(|r| r.unwrap_or(Err(Error::SessionClosed))).collect()
+        batch.finish()
     }
 
     /// Queues a message without waiting: it is pipelined behind whatever is already in

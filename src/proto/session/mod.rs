@@ -18,6 +18,8 @@
 //! transcript (`trace`) and failure handling (`failure`). A broken invariant is
 //! [`Error::Internal`] and closes the session, never a silent no-op or a made-up reply.
 
+#[cfg_attr(not(any(feature = "client", feature = "blocking")), allow(dead_code))]
+pub(crate) mod batch;
 mod body;
 pub mod config;
 mod connection_id;
